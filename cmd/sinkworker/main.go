@@ -1,0 +1,132 @@
+// Command sinkworker sinks Kafka topics into PostgreSQL. See the README for
+// its settings; `sinkworker -h` lists the subcommands.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/sinkworker/sinkworker/sink"
+)
+
+const usage = `sinkworker sinks Kafka topics into PostgreSQL, one transaction per partition batch,
+with the consumed offsets in the same transaction.
+
+Usage:
+  sinkworker [run]     run the worker, configured by environment (see README)
+  sinkworker version   print the version
+  sinkworker <command> -h
+
+Exit status: 0 after a clean shutdown, 2 for a bad setting, 1 for any other failure.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stderr, usage)
+		return 0
+	}
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: sinkworker run\n\nRuns one consumer-group member until SIGTERM or SIGINT. All settings come from\nthe environment: KAFKA_BROKERS, KAFKA_TOPICS and DATABASE_URL are required; the\nREADME lists every variable and its default.\n")
+		}
+		if err := fs.Parse(args); err != nil {
+			return exitFor(err)
+		}
+		return runWorker(stderr)
+	case "version":
+		fmt.Fprintln(os.Stdout, version())
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sinkworker: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func exitFor(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+func runWorker(stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
+	if err != nil {
+		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+		return 2
+	}
+	if cfg.Member == "" {
+		cfg.Member = defaultMember()
+	}
+	log := newLogger(cfg, stderr)
+	w, err := sink.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		if errors.Is(err, sink.ErrConfig) {
+			return 2
+		}
+		return 1
+	}
+	if a := w.Addr(); a != nil {
+		log.Info("http listening", "addr", a.String())
+	}
+	if err := w.Run(ctx); err != nil {
+		log.Error("stopped on error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg sink.Config, out io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(out, opts))
+	}
+	return slog.New(slog.NewJSONHandler(out, opts))
+}
+
+var notMember = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// defaultMember is the host (pod) name cut to 32 bytes, else a random
+// 8-character id: short enough that application_name keeps it whole.
+func defaultMember() string {
+	if h, err := os.Hostname(); err == nil {
+		if h = notMember.ReplaceAllString(h, "-"); h != "" {
+			return h[:min(len(h), 32)]
+		}
+	}
+	return rand.Text()[:8]
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "sinkworker " + bi.Main.Version
+	}
+	return "sinkworker (devel)"
+}

@@ -1,0 +1,251 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/pool"
+)
+
+// Mode values of SINK_MODE.
+const (
+	ModeUpsert = "upsert" // one row per record key, the highest offset wins
+	ModeInsert = "insert" // one row per record, keyed by topic, partition, offset
+)
+
+// Config is the whole worker's configuration. go-envconfig fills it from the
+// environment names in the tags (see DESIGN.md and the README); tests build it
+// directly. Validate names every problem at once.
+type Config struct {
+	// Brokers are the Kafka seed brokers, host:port. Required.
+	Brokers []string `env:"KAFKA_BROKERS"`
+	// Topics are the topics to sink. Required.
+	Topics []string `env:"KAFKA_TOPICS"`
+	// Group is the consumer group id, also the key of the offsets rows.
+	Group string `env:"KAFKA_GROUP, default=sinkworker"`
+	// StartOffset is where a partition starts when neither the database
+	// nor Kafka has an offset for it: "earliest" or "latest".
+	StartOffset string `env:"KAFKA_START_OFFSET, default=earliest"`
+	// SASL and TLS settings for the brokers.
+	SASL SASLConfig
+	TLS  TLSConfig
+
+	// DatabaseURL is the pgx connection string. Required. Never logged.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// TableMap maps topics to tables ("topic=table,..."; a table may be
+	// schema-qualified). Unlisted topics use TableName(topic).
+	TableMap map[string]string `env:"SINK_TABLE_MAP"`
+	// Mode is ModeUpsert or ModeInsert.
+	Mode string `env:"SINK_MODE, default=upsert"`
+	// Mapping is "jsonb" (the whole value in one column) or "columns".
+	Mapping string `env:"SINK_MAPPING, default=jsonb"`
+	// DeleteOnTombstone makes a null value delete its key's row in upsert
+	// mode; when false tombstones are skipped and counted.
+	DeleteOnTombstone bool `env:"SINK_DELETE_ON_TOMBSTONE, default=true"`
+	// OffsetsTable is where consumed offsets live (may be schema-qualified).
+	OffsetsTable string `env:"SINK_OFFSETS_TABLE, default=sink_offsets"`
+	// Member names this process in application_name and the Kafka client
+	// id: short, at most 32 bytes. Empty means the host (pod) name, else a
+	// random 8-character id (main fills it in).
+	Member string `env:"SINK_MEMBER"`
+
+	Batch batch.Policy
+	Pool  pool.Config
+
+	// ErrorPolicy is "dlq" or "stop".
+	ErrorPolicy string `env:"ERROR_POLICY, default=dlq"`
+	// DLQTopic is the dead-letter topic; empty means "<topic>.dlq".
+	DLQTopic string `env:"DLQ_TOPIC"`
+	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
+	HTTPAddr string `env:"HTTP_ADDR, default=:9090"`
+	// ShutdownTimeout bounds the drain on SIGTERM.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=30s"`
+	// LogLevel is debug, info, warn or error; LogFormat json or text.
+	LogLevel  string `env:"LOG_LEVEL, default=info"`
+	LogFormat string `env:"LOG_FORMAT, default=json"`
+}
+
+// SASLConfig authenticates to the brokers; an empty Mechanism means none.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `env:"KAFKA_SASL_MECHANISM"`
+	Username  string `env:"KAFKA_SASL_USERNAME"`
+	// Password is never logged.
+	Password string `env:"KAFKA_SASL_PASSWORD"`
+}
+
+// TLSConfig enables TLS to the brokers. Files are PEM.
+type TLSConfig struct {
+	Enabled  bool   `env:"KAFKA_TLS_ENABLED, default=false"`
+	CAFile   string `env:"KAFKA_TLS_CA_FILE"`
+	CertFile string `env:"KAFKA_TLS_CERT_FILE"`
+	KeyFile  string `env:"KAFKA_TLS_KEY_FILE"`
+}
+
+// ErrConfig marks an error as a bad configuration: main exits 2 for it.
+var ErrConfig = errors.New("invalid configuration")
+
+// LoadConfig fills a Config from l (envconfig.OsLookuper() in main, a
+// MapLookuper in tests) and validates it. Every problem is reported in one
+// error that wraps ErrConfig, one line per variable, never with a secret's
+// value.
+func LoadConfig(ctx context.Context, l envconfig.Lookuper) (Config, error) {
+	var (
+		cfg    Config
+		errs   []error
+		masked = map[string]bool{}
+	)
+	// go-envconfig stops at the first value it cannot decode. To report all
+	// of them, note which variable failed (the last one looked up), hide it
+	// so its default applies, and decode again until nothing fails.
+	for {
+		var last string
+		lookup := envconfig.LookuperFunc(func(key string) (string, bool) {
+			last = key
+			if masked[key] {
+				return "", false
+			}
+			return l.Lookup(key)
+		})
+		cfg = Config{}
+		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: lookup})
+		if err == nil {
+			break
+		}
+		if last == "" || masked[last] {
+			return Config{}, fmt.Errorf("%w: %w", ErrConfig, err) // a bug in the tags, not the input
+		}
+		masked[last] = true
+		errs = append(errs, fmt.Errorf("%s: cannot parse this value", last))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("%w:\n%w", ErrConfig, errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+var memberRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
+// Validate names every bad field at once, by its environment variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Brokers) == 0 {
+		bad("KAFKA_BROKERS: required (comma-separated host:port)")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("KAFKA_BROKERS: %q is not host:port", b)
+		}
+	}
+	if len(c.Topics) == 0 {
+		bad("KAFKA_TOPICS: required (comma-separated topic names)")
+	}
+	for _, t := range c.Topics {
+		if !validTopic(t) {
+			bad("KAFKA_TOPICS: %q is not a valid topic name", t)
+		}
+	}
+	if c.Group == "" {
+		bad("KAFKA_GROUP: must not be empty")
+	}
+	if c.StartOffset != "earliest" && c.StartOffset != "latest" {
+		bad("KAFKA_START_OFFSET: must be earliest or latest, got %q", c.StartOffset)
+	}
+	switch c.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.SASL.Username == "" || c.SASL.Password == "" {
+			bad("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: both required with KAFKA_SASL_MECHANISM")
+		}
+	default:
+		bad("KAFKA_SASL_MECHANISM: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.SASL.Mechanism)
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.KeyFile != "") {
+		bad("KAFKA_TLS_ENABLED: must be true when a KAFKA_TLS_*_FILE is set")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: set both or neither")
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL: required (a pgx connection string)")
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		bad("DATABASE_URL: not a valid pgx connection string") // the value holds a password: never echo it
+	}
+	for topic, table := range c.TableMap {
+		if !slices.Contains(c.Topics, topic) {
+			bad("SINK_TABLE_MAP: topic %q is not in KAFKA_TOPICS", topic)
+		}
+		if _, err := ParseIdentifier(table); err != nil {
+			bad("SINK_TABLE_MAP: %s: %v", topic, err)
+		}
+	}
+	if c.Mode != ModeUpsert && c.Mode != ModeInsert {
+		bad("SINK_MODE: must be upsert or insert, got %q", c.Mode)
+	}
+	if c.Mapping != "jsonb" {
+		bad("SINK_MAPPING: must be jsonb (columns is not built yet), got %q", c.Mapping)
+	}
+	if _, err := ParseIdentifier(c.OffsetsTable); err != nil {
+		bad("SINK_OFFSETS_TABLE: %v", err)
+	}
+	if c.Member != "" && !memberRE.MatchString(c.Member) {
+		bad("SINK_MEMBER: 1-32 characters of letters, digits, '.', '_' or '-', got %q", c.Member)
+	}
+	if err := c.Batch.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ErrorPolicy != "dlq" && c.ErrorPolicy != "stop" {
+		bad("ERROR_POLICY: must be dlq or stop, got %q", c.ErrorPolicy)
+	}
+	if c.DLQTopic != "" && !validTopic(c.DLQTopic) {
+		bad("DLQ_TOPIC: %q is not a valid topic name", c.DLQTopic)
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("HTTP_ADDR: %q is not [host]:port", c.HTTPAddr)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT: must be json or text, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// validTopic follows Kafka's rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+func validTopic(t string) bool {
+	return topicRE.MatchString(t) && t != "." && t != ".."
+}
+
+// SlogLevel is LogLevel as a slog.Level (info when invalid; Validate first).
+func (c Config) SlogLevel() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return lvl
+}

@@ -1,0 +1,169 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sinkworker/sinkworker/pool"
+)
+
+// metrics are the worker's Prometheus series; names are part of the
+// contract (prefix sinkworker_).
+type metrics struct {
+	reg          *prometheus.Registry
+	records      *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+	assigned     prometheus.Gauge
+	kafkaCommits prometheus.Counter
+	rebalances   *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_records_total",
+			Help: "Records by topic and outcome (written, deleted, deduplicated, already_applied, tombstone_skipped).",
+		}, []string{"topic", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_retries_total",
+			Help: "Batch transactions retried, by error class.",
+		}, []string{"class"}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sinkworker_assigned_partitions",
+			Help: "Partitions assigned to this worker with a running goroutine.",
+		}),
+		kafkaCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sinkworker_kafka_commits_total",
+			Help: "Successful offset commits to Kafka (coalesced copies of the database's offsets).",
+		}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_rebalances_total",
+			Help: "Partition assignment changes, by kind (assigned, revoked, lost).",
+		}, []string{"kind"}),
+	}
+	m.reg.MustRegister(m.records, m.retries, m.assigned, m.kafkaCommits, m.rebalances,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// watchPool exports the pool's connections by state: in_use, idle, and
+// max_allowed (the sizing rule's current limit).
+func (m *metrics) watchPool(p *pool.Pool) {
+	for state, f := range map[string]func() float64{
+		"in_use":      func() float64 { return float64(p.Stat().AcquiredConns()) },
+		"idle":        func() float64 { return float64(p.Stat().IdleConns()) },
+		"max_allowed": func() float64 { return float64(p.Limit()) },
+	} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "sinkworker_pool_connections",
+			Help:        "Database connections by state (in_use, idle, max_allowed).",
+			ConstLabels: prometheus.Labels{"state": state},
+		}, f))
+	}
+}
+
+func (m *metrics) observe(topic string, r Result) {
+	for outcome, n := range map[string]int{
+		"written":           r.Written,
+		"deleted":           r.Deleted,
+		"deduplicated":      r.Deduplicated,
+		"already_applied":   r.AlreadyApplied,
+		"tombstone_skipped": r.TombstonesSkipped,
+	} {
+		if n > 0 {
+			m.records.WithLabelValues(topic, outcome).Add(float64(n))
+		}
+	}
+}
+
+// health is what /readyz reports: not ready while any partition is halted
+// or backing off from a transient error, or before the first assignment.
+type health struct {
+	mu      sync.Mutex
+	joined  bool
+	halted  map[string]bool
+	backoff map[string]bool
+}
+
+func newHealth() *health {
+	return &health{halted: map[string]bool{}, backoff: map[string]bool{}}
+}
+
+func (h *health) setJoined() { h.mu.Lock(); h.joined = true; h.mu.Unlock() }
+
+func (h *health) setHalted(key string, on bool) { h.set(h.halted, key, on) }
+
+func (h *health) setBackoff(key string, on bool) { h.set(h.backoff, key, on) }
+
+func (h *health) set(m map[string]bool, key string, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if on {
+		m[key] = true
+	} else {
+		delete(m, key)
+	}
+}
+
+// forget clears the state of a partition that is no longer assigned.
+func (h *health) forget(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.halted, key)
+	delete(h.backoff, key)
+}
+
+func (h *health) ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var errs []error
+	if !h.joined {
+		errs = append(errs, errors.New("not yet in the consumer group"))
+	}
+	for k := range h.halted {
+		errs = append(errs, fmt.Errorf("partition %s halted", k))
+	}
+	for k := range h.backoff {
+		errs = append(errs, fmt.Errorf("partition %s backing off after a transient error", k))
+	}
+	return errors.Join(errs...)
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz on ln until ctx ends. All
+// three are read-only.
+func (w *Worker) serveHTTP(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := w.health.ready(); err != nil {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(rw, err)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package sink
+
+import (
+	"context"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// startOffsets is the AdjustFetchOffsetsFn: newly assigned partitions start
+// at the next_offset stored in the database, which is the source of truth;
+// Kafka's committed offset (already in offsets) stays only where the
+// database has no row, and KAFKA_START_OFFSET applies where neither has
+// one. It retries while the database is unreachable: starting from Kafka's
+// copy could skip records if that copy were ahead (a manual reset, a
+// restored database). ctx ends when the session starts revoking.
+func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	topics := make([]string, 0, len(offsets))
+	for t := range offsets {
+		topics = append(topics, t)
+	}
+	q := `SELECT topic, partition, next_offset FROM ` + w.cfg.offsetsTable().Sanitize() +
+		` WHERE consumer_group = $1 AND topic = ANY($2)`
+	read := func() (map[string]map[int32]int64, error) {
+		rows, err := w.pool.Query(ctx, q, w.cfg.Group, topics)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		stored := map[string]map[int32]int64{}
+		var (
+			topic string
+			part  int32
+			next  int64
+		)
+		for rows.Next() {
+			if err := rows.Scan(&topic, &part, &next); err != nil {
+				return nil, err
+			}
+			if stored[topic] == nil {
+				stored[topic] = map[int32]int64{}
+			}
+			stored[topic][part] = next
+		}
+		return stored, rows.Err()
+	}
+	stored, err := backoff.Retry(ctx, func() (map[string]map[int32]int64, error) {
+		s, err := read()
+		if err != nil {
+			w.log.Warn("reading start offsets from the database, retrying", "err", err)
+		}
+		return s, err
+	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return nil, err
+	}
+	for topic, ps := range offsets {
+		for part := range ps {
+			if next, ok := stored[topic][part]; ok {
+				// Kafka's copy lags the database by design and may be ahead
+				// after a manual reset; the database wins either way. Epoch -1:
+				// no log-truncation check on a seek.
+				ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+			}
+		}
+	}
+	w.log.Info("start offsets", "offsets", stored)
+	return offsets, nil
+}

@@ -1,0 +1,229 @@
+package sink
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/batch"
+)
+
+// partition owns one assigned partition: the poll loop hands it records with
+// offer (never blocking), and its goroutine batches them and writes each
+// batch in one transaction. It is started on assignment and stopped on
+// revocation (finish: flush what it holds) or loss (abandon).
+type partition struct {
+	topic string
+	id    int32
+	w     *Worker
+	wr    *writer
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	queue  []*kgo.Record // handed over by the poll loop, not yet batched
+	qbytes int
+	paused bool // fetching paused because the queue is full
+
+	wake   chan struct{} // capacity 1: something was queued
+	quit   chan struct{} // closed: flush everything held, then return
+	ctx    context.Context
+	cancel context.CancelFunc // abandon: stop at once, commit nothing more
+	done   chan struct{}
+}
+
+func newPartition(w *Worker, topic string, id int32) *partition {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &partition{
+		topic:  topic,
+		id:     id,
+		w:      w,
+		wr:     newWriter(w.cfg, topic, id),
+		log:    w.log.With("topic", topic, "partition", id),
+		wake:   make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+}
+
+// offer queues records for the partition's goroutine without blocking. When
+// the queue holds more than two batches' worth, fetching of the partition is
+// paused until the goroutine catches up (franz-go issue 811: a blocking send
+// here would stall rebalances), so memory stays bounded.
+func (p *partition) offer(records []*kgo.Record) {
+	p.mu.Lock()
+	p.queue = append(p.queue, records...)
+	for _, r := range records {
+		p.qbytes += batch.Size(r)
+	}
+	pol := p.w.cfg.Batch
+	if !p.paused && (len(p.queue) >= 2*pol.MaxRecords || p.qbytes >= 2*pol.MaxBytes) {
+		p.paused = true
+		p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fill moves queued records into b until b is full or the queue is empty,
+// and resumes fetching once the queue is down to one batch's worth.
+func (p *partition) fill(b *batch.Batch, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for n < len(p.queue) && !b.Full() && b.Fits(p.queue[n]) {
+		b.Add(p.queue[n], now)
+		p.qbytes -= batch.Size(p.queue[n])
+		n++
+	}
+	clear(p.queue[:n]) // let the records go as soon as they are written
+	p.queue = p.queue[n:]
+	if len(p.queue) == 0 {
+		p.queue = nil
+	}
+	pol := p.w.cfg.Batch
+	if p.paused && len(p.queue) <= pol.MaxRecords && p.qbytes <= pol.MaxBytes {
+		p.paused = false
+		p.w.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.id}})
+	}
+}
+
+func (p *partition) queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+// run is the partition's goroutine.
+func (p *partition) run() {
+	defer close(p.done)
+	b := batch.New(p.w.cfg.Batch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		p.fill(b, time.Now())
+		if b.Due(time.Now()) {
+			if !p.flush(b) {
+				return
+			}
+			continue
+		}
+		var lingered <-chan time.Time
+		if d, ok := b.Deadline(); ok {
+			timer.Reset(time.Until(d))
+			lingered = timer.C
+		}
+		select {
+		case <-p.wake:
+		case <-lingered:
+		case <-p.quit:
+			p.finish(b)
+			return
+		case <-p.ctx.Done():
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// finish flushes everything the partition holds, for a revocation or a
+// shutdown; its stopper cancels p.ctx if it takes too long.
+func (p *partition) finish(b *batch.Batch) {
+	for {
+		p.fill(b, time.Now())
+		if b.Len() == 0 || !p.flush(b) {
+			return
+		}
+	}
+}
+
+// flush writes the batch, retrying transient errors with exponential
+// backoff and jitter for as long as it takes, and reports whether the
+// partition can go on. It returns false when abandoned, or when the batch
+// fails permanently: then the partition halts where it is (nothing after
+// the bad batch is written or committed) until it is revoked.
+func (p *partition) flush(b *batch.Batch) bool {
+	records := b.Take()
+	first, last := records[0].Offset, records[len(records)-1].Offset
+	op := func() (Result, error) {
+		conn, err := p.w.pool.Acquire(p.ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		defer conn.Release()
+		res, err := p.wr.Write(p.ctx, conn, records)
+		if err != nil && Classify(err) != Transient {
+			return res, backoff.Permanent(err)
+		}
+		if err != nil {
+			p.w.metrics.retries.WithLabelValues(Classify(err).String()).Inc()
+			p.log.Warn("transient error, retrying", "err", err, "first_offset", first, "last_offset", last)
+			p.w.health.setBackoff(p.key(), true)
+		}
+		return res, err
+	}
+	res, err := backoff.Retry(p.ctx, op,
+		backoff.WithBackOff(newBackoff()),
+		backoff.WithMaxElapsedTime(0)) // never give up on an outage
+	p.w.health.setBackoff(p.key(), false)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return false
+		}
+		p.log.Error("batch failed permanently; partition halted", "err", err,
+			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
+		p.w.health.setHalted(p.key(), true)
+		p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
+		if Classify(err) == Fatal {
+			p.w.fatal(err)
+		}
+		select { // hold the partition, commit nothing past the bad batch
+		case <-p.quit:
+		case <-p.ctx.Done():
+		}
+		return false
+	}
+	p.w.metrics.observe(p.topic, res)
+	p.w.committer.mark(p.topic, p.id, res.NextOffset, records[len(records)-1].LeaderEpoch)
+	return true
+}
+
+func (p *partition) key() string { return p.topic + "/" + strconv.Itoa(int(p.id)) }
+
+func newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.RandomizationFactor = 0.5
+	return b
+}
+
+// stop asks the goroutine to finish what it holds and waits up to budget;
+// after that the partition is abandoned. abandon cancels at once.
+func (p *partition) stop(budget time.Duration) {
+	close(p.quit)
+	t := time.NewTimer(budget)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.log.Warn("flush on revoke took too long; abandoning the batch (the database keeps the offset)", "budget", budget)
+		p.cancel()
+		<-p.done
+	}
+	p.cancel()
+}
+
+func (p *partition) abandon() {
+	p.cancel()
+	<-p.done
+}

@@ -1,0 +1,355 @@
+// Package sink is sinkworker's consumer: one Kafka consumer-group member per
+// process that sinks its assigned partitions into PostgreSQL. Each assigned
+// partition gets a goroutine that batches its records (package batch) and
+// writes each batch in ONE transaction that also moves the partition's row
+// in the offsets table, over a pool sized to the assignment (package pool).
+// Kafka offsets are committed after the database commit, coalesced, for lag
+// tooling; the database's offsets are the ones the worker starts from.
+//
+// Use: cfg, err := LoadConfig(ctx, lookuper); w, err := New(ctx, cfg, log);
+// err = w.Run(ctx). Run returns after ctx ends and the shutdown sequence
+// (see Run) completes.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/sinkworker/sinkworker/pool"
+)
+
+// revokeBudget caps how long a revocation may spend flushing, well inside
+// franz-go's default 60 s rebalance timeout, after which the member would be
+// kicked from the group.
+const revokeBudget = 30 * time.Second
+
+// commitInterval is how often offsets are copied to Kafka.
+const commitInterval = time.Second
+
+// Worker is one consumer-group member. Build it with New and call Run once.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	cl      *kgo.Client
+	pool    *pool.Pool
+	metrics *metrics
+	health  *health
+
+	committer *committer
+	ln        net.Listener // HTTP, nil when HTTPAddr is empty
+
+	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
+	parts map[string]map[int32]*partition
+
+	fatalOnce sync.Once
+	fatalErr  chan error
+}
+
+// New connects the pool, creates missing tables, opens the HTTP listener
+// and builds the Kafka client. Nothing is consumed until Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
+	}
+	w := &Worker{
+		cfg:      cfg,
+		log:      log,
+		metrics:  newMetrics(),
+		health:   newHealth(),
+		parts:    map[string]map[int32]*partition{},
+		fatalErr: make(chan error, 1),
+	}
+	w.committer = newCommitter(w)
+	p, err := pool.New(ctx, cfg.DatabaseURL, ApplicationName(cfg.Group, cfg.Member), cfg.Pool)
+	if err != nil {
+		return nil, err
+	}
+	w.pool = p
+	w.metrics.watchPool(p)
+	if err := w.ensureTables(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if w.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("HTTP_ADDR: %w", err)
+		}
+	}
+	opts, err := w.kafkaOpts()
+	if err == nil {
+		w.cl, err = kgo.NewClient(opts...)
+	}
+	if err != nil {
+		p.Close()
+		if w.ln != nil {
+			w.ln.Close()
+		}
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	w.committer.cl = w.cl
+	return w, nil
+}
+
+// ensureTables creates the tables, retrying while the database is
+// unreachable so a worker may start before its database; a fatal error
+// (privilege, schema) returns at once.
+func (w *Worker) ensureTables(ctx context.Context) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := EnsureTables(ctx, w.pool, w.cfg)
+		if err != nil && Classify(err) != Transient {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		if err != nil {
+			w.log.Warn("database not reachable yet, retrying", "err", err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
+	return err
+}
+
+// ApplicationName is the application_name of the worker's connections,
+// sinkworker/<group>/<member>, cut to PostgreSQL's 63 bytes.
+func ApplicationName(group, member string) string {
+	name := "sinkworker/" + group + "/" + member
+	if len(name) > maxIdentLen {
+		name = name[:maxIdentLen]
+	}
+	return name
+}
+
+// Addr is the HTTP listener's address (useful with HTTP_ADDR=127.0.0.1:0),
+// or nil when HTTP is disabled.
+func (w *Worker) Addr() net.Addr {
+	if w.ln == nil {
+		return nil
+	}
+	return w.ln.Addr()
+}
+
+func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
+	c := w.cfg
+	start := kgo.NewOffset().AtStart()
+	if c.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID("sinkworker-" + c.Member),
+		kgo.WithLogger(kslog.New(w.log.With("component", "kafka"))),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.Topics...),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.OnPartitionsAssigned(w.assigned),
+		kgo.OnPartitionsRevoked(w.revoked),
+		kgo.OnPartitionsLost(w.lost),
+		kgo.AdjustFetchOffsetsFn(w.startOffsets),
+		kgo.MetadataMinAge(250 * time.Millisecond),
+	}
+	sec, err := securityOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, sec...), nil
+}
+
+// Run consumes until ctx ends or a fatal error, then shuts down in this
+// order: stop polling; flush and commit every partition's batch within
+// ShutdownTimeout; commit offsets to Kafka; leave the group and close the
+// client; close the pool. It returns nil after a clean shutdown.
+func (w *Worker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.Background())
+	if w.ln != nil {
+		wg.Go(func() {
+			if err := w.serveHTTP(bg, w.ln); err != nil {
+				w.log.Error("http server", "err", err)
+			}
+		})
+	}
+	wg.Go(func() { w.committer.loop(bg, commitInterval) })
+	wg.Go(func() {
+		select {
+		case err := <-w.fatalErr:
+			cancel(err)
+		case <-bg.Done():
+		}
+	})
+
+	w.log.Info("consuming", "topics", w.cfg.Topics, "group", w.cfg.Group,
+		"application_name", ApplicationName(w.cfg.Group, w.cfg.Member))
+	w.poll(ctx)
+
+	// Shutdown, in the documented order.
+	w.log.Info("shutting down", "budget", w.cfg.ShutdownTimeout)
+	deadline := time.Now().Add(w.cfg.ShutdownTimeout)
+	w.stopAll(time.Until(deadline))
+	cctx, ccancel := context.WithDeadline(context.Background(), deadline.Add(5*time.Second))
+	w.committer.commit(cctx, nil)
+	ccancel()
+	w.cl.CloseAllowingRebalance() // leaves the group; revoke finds nothing left to flush
+	stopBG()
+	wg.Wait()
+	w.pool.Close()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	w.log.Info("stopped")
+	return nil
+}
+
+// fatal stops the worker with err (the first one wins).
+func (w *Worker) fatal(err error) {
+	w.fatalOnce.Do(func() { w.fatalErr <- err })
+}
+
+// poll is the poll loop: it hands each partition's records to that
+// partition's goroutine without ever blocking, then allows rebalances.
+func (w *Worker) poll(ctx context.Context) {
+	for {
+		fetches := w.cl.PollRecords(ctx, 10000)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			w.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			w.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+		})
+		w.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return
+			}
+			if p := w.parts[fp.Topic][fp.Partition]; p != nil {
+				p.offer(fp.Records)
+			} // else: revoked since the fetch; its records are not ours to process
+		})
+		w.mu.Unlock()
+		w.cl.AllowRebalance()
+	}
+}
+
+// assigned starts a goroutine for each newly assigned partition, after
+// letting the pool grow to the new assignment.
+func (w *Worker) assigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.health.setJoined()
+	var started []*partition
+	for topic, ps := range added {
+		if w.parts[topic] == nil {
+			w.parts[topic] = map[int32]*partition{}
+		}
+		for _, id := range ps {
+			p := newPartition(w, topic, id)
+			w.parts[topic][id] = p
+			started = append(started, p)
+		}
+	}
+	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
+	n := w.countLocked()
+	w.pool.SetAssigned(context.Background(), n)
+	w.metrics.assigned.Set(float64(n))
+	w.metrics.rebalances.WithLabelValues("assigned").Inc()
+	for _, p := range started {
+		go p.run()
+	}
+	w.log.Info("partitions assigned", "added", added, "assigned", n)
+}
+
+// revoked finishes the revoked partitions' batches (within revokeBudget),
+// commits their offsets to Kafka, and shrinks the pool, all before the
+// rebalance proceeds.
+func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return
+	}
+	w.drop(revoked, func(p *partition) { p.stop(min(revokeBudget, w.cfg.ShutdownTimeout)) })
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	w.committer.commit(cctx, revoked)
+	w.metrics.rebalances.WithLabelValues("revoked").Inc()
+	w.log.Info("partitions revoked", "revoked", revoked, "assigned", w.count())
+}
+
+// lost abandons the lost partitions at once: another member may own them
+// already, and the database keeps their offsets.
+func (w *Worker) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost) == 0 {
+		return
+	}
+	w.drop(lost, (*partition).abandon)
+	w.committer.take(lost) // never commit for partitions we no longer own
+	w.metrics.rebalances.WithLabelValues("lost").Inc()
+	w.log.Warn("partitions lost", "lost", lost, "assigned", w.count())
+}
+
+// drop stops the given partitions with stop, concurrently, forgets them,
+// clears their fetch pauses and shrinks the pool.
+func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
+	w.mu.Lock()
+	var stopping []*partition
+	for topic, ps := range parts {
+		for _, id := range ps {
+			if p := w.parts[topic][id]; p != nil {
+				stopping = append(stopping, p)
+				delete(w.parts[topic], id)
+			}
+		}
+	}
+	n := w.countLocked()
+	w.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range stopping {
+		wg.Go(func() { stop(p) })
+	}
+	wg.Wait()
+	for _, p := range stopping {
+		w.health.forget(p.key())
+	}
+	w.cl.ResumeFetchPartitions(parts)
+	w.pool.SetAssigned(context.Background(), n)
+	w.metrics.assigned.Set(float64(n))
+}
+
+// stopAll finishes every partition within budget (shutdown).
+func (w *Worker) stopAll(budget time.Duration) {
+	w.mu.Lock()
+	all := map[string][]int32{}
+	for topic, ps := range w.parts {
+		for id := range ps {
+			all[topic] = append(all[topic], id)
+		}
+	}
+	w.mu.Unlock()
+	w.drop(all, func(p *partition) { p.stop(budget) })
+}
+
+func (w *Worker) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.countLocked()
+}
+
+func (w *Worker) countLocked() int {
+	n := 0
+	for _, ps := range w.parts {
+		n += len(ps)
+	}
+	return n
+}
