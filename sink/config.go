@@ -36,6 +36,10 @@ type Config struct {
 	// StartOffset is where a partition starts when neither the database
 	// nor Kafka has an offset for it: "earliest" or "latest".
 	StartOffset string `env:"KAFKA_START_OFFSET, default=earliest"`
+	// SessionTimeout is how long the group waits for a silent member
+	// (a crashed or frozen process) before moving its partitions. Kafka
+	// bounds it with group.min/max.session.timeout.ms (6s-30m by default).
+	SessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT, default=45s"`
 	// SASL and TLS settings for the brokers.
 	SASL SASLConfig
 	TLS  TLSConfig
@@ -44,7 +48,7 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	// TableMap maps topics to tables ("topic=table,..."; a table may be
 	// schema-qualified). Unlisted topics use TableName(topic).
-	TableMap map[string]string `env:"SINK_TABLE_MAP"`
+	TableMap map[string]string `env:"SINK_TABLE_MAP, separator=="`
 	// Mode is ModeUpsert or ModeInsert.
 	Mode string `env:"SINK_MODE, default=upsert"`
 	// Mapping is "jsonb" (the whole value in one column) or "columns".
@@ -165,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.StartOffset != "earliest" && c.StartOffset != "latest" {
 		bad("KAFKA_START_OFFSET: must be earliest or latest, got %q", c.StartOffset)
+	}
+	if c.SessionTimeout < time.Second {
+		bad("KAFKA_SESSION_TIMEOUT: must be at least 1s, got %s", c.SessionTimeout)
 	}
 	switch c.SASL.Mechanism {
 	case "":

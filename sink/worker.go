@@ -147,6 +147,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.ClientID("sinkworker-" + c.Member),
 		kgo.WithLogger(kslog.New(w.log.With("component", "kafka"))),
 		kgo.ConsumerGroup(c.Group),
+		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(c.Topics...),
 		kgo.ConsumeResetOffset(start),
 		kgo.DisableAutoCommit(),

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The end-to-end tests run the real binary against the real broker and
+// database that `scripts/services up` starts; `scripts/services env` gives
+// KAFKA_BROKERS and DATABASE_URL. Without them the tests fail, never skip.
+
+var (
+	binary  string // the sinkworker binary under test
+	brokers []string
+	dbURL   string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	b, d := os.Getenv("KAFKA_BROKERS"), os.Getenv("DATABASE_URL")
+	if b == "" || d == "" {
+		fmt.Fprintln(os.Stderr, "e2e: KAFKA_BROKERS and DATABASE_URL must be set: run `scripts/services up && eval \"$(scripts/services env)\"` (see README)")
+		return 1
+	}
+	brokers, dbURL = strings.Split(b, ","), d
+	dir, err := os.MkdirTemp("", "sinkworker-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "sinkworker")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// uniq is a name no other test or run uses.
+func uniq(prefix string) string {
+	return prefix + "_" + strings.ToLower(rand.Text()[:8])
+}
+
+func db(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(t.Context(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+func admin(t *testing.T) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// newTopic creates a topic with the given partitions, deleted after the test.
+func newTopic(t *testing.T, partitions int32) string {
+	t.Helper()
+	name := uniq("e2e")
+	adm := admin(t)
+	resp, err := adm.CreateTopic(t.Context(), partitions, 1, nil, name)
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), name) })
+	return name
+}
+
+// dropTable drops the test's table after the test.
+func dropTable(t *testing.T, pool *pgxpool.Pool, table string) {
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+pgx.Identifier{table}.Sanitize())
+	})
+}
+
+// rec is one record the test produces: a nil value is a tombstone.
+type rec struct {
+	key   string
+	value []byte
+}
+
+// workload is n records over keys user-0..user-(keys-1), about
+// tombstonePct percent of them tombstones, deterministic for a seed.
+func workload(n, keys, tombstonePct int, seed uint64) []rec {
+	out := make([]rec, n)
+	x := seed | 1
+	next := func() uint64 { // xorshift: deterministic, fast, good enough for spreading keys
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return x
+	}
+	for i := range out {
+		k := fmt.Sprintf("user-%d", next()%uint64(keys))
+		if int(next()%100) < tombstonePct {
+			out[i] = rec{key: k}
+			continue
+		}
+		out[i] = rec{key: k, value: fmt.Appendf(nil,
+			`{"user_id":%q,"event":"points-changed","seq":%d,"points":%d,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
+			k, i, next()%10000)}
+	}
+	return out
+}
+
+// produce writes records in order and waits for every ack. Keys hash to
+// partitions, so per key the production order is the offset order.
+func produce(t *testing.T, topic string, recs []rec) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50000))
+	require.NoError(t, err)
+	defer cl.Close()
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	for _, r := range recs {
+		cl.Produce(t.Context(), &kgo.Record{Key: []byte(r.key), Value: r.value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				first = err
+				mu.Unlock()
+			}
+		})
+	}
+	require.NoError(t, cl.Flush(t.Context()))
+	require.NoError(t, first)
+}
+
+// upsertModel is what the upsert table must hold: the last value per key,
+// tombstoned keys absent.
+func upsertModel(recs []rec) map[string]string {
+	m := map[string]string{}
+	for _, r := range recs {
+		if r.value == nil {
+			delete(m, r.key)
+		} else {
+			m[r.key] = string(r.value)
+		}
+	}
+	return m
+}
+
+// worker is one sinkworker process.
+type worker struct {
+	t      *testing.T
+	member string
+	cmd    *exec.Cmd
+	logs   string // path of its stderr
+	addr   string // its HTTP address
+	exited chan struct{}
+	err    error // exit status, after exited closes
+}
+
+// startWorker runs the binary with the base environment plus env and
+// waits for its HTTP listener.
+func startWorker(t *testing.T, member string, env map[string]string) *worker {
+	t.Helper()
+	w := &worker{t: t, member: member, exited: make(chan struct{})}
+	w.logs = filepath.Join(t.TempDir(), member+".log")
+	f, err := os.Create(w.logs)
+	require.NoError(t, err)
+	w.cmd = exec.Command(binary)
+	w.cmd.Env = append(os.Environ(), "SINK_MEMBER="+member, "HTTP_ADDR=127.0.0.1:0",
+		"KAFKA_SESSION_TIMEOUT=6s", "BATCH_LINGER=50ms")
+	for k, v := range env {
+		w.cmd.Env = append(w.cmd.Env, k+"="+v)
+	}
+	w.cmd.Stdout, w.cmd.Stderr = f, f
+	require.NoError(t, w.cmd.Start())
+	go func() {
+		w.err = w.cmd.Wait()
+		f.Close()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		w.kill()
+		if t.Failed() {
+			t.Logf("--- log of worker %s (last lines) ---\n%s", member, tail(w.logs, 40))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for w.addr == "" {
+		select {
+		case <-w.exited:
+			t.Fatalf("worker %s exited at start-up (%v):\n%s", member, w.err, tail(w.logs, 40))
+		case <-time.After(20 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "worker %s did not start:\n%s", member, tail(w.logs, 40))
+		w.addr = logField(w.logs, "http listening", "addr")
+	}
+	return w
+}
+
+func (w *worker) kill() {
+	select {
+	case <-w.exited:
+	default:
+		_ = w.cmd.Process.Kill()
+		<-w.exited
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit 0.
+func (w *worker) stop() {
+	w.t.Helper()
+	require.NoError(w.t, w.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-w.exited:
+	case <-time.After(60 * time.Second):
+		w.t.Fatalf("worker %s did not stop within 60s", w.member)
+	}
+	require.NoError(w.t, w.err, "worker %s exit status; log:\n%s", w.member, tail(w.logs, 40))
+}
+
+// assigned scrapes the worker's sinkworker_assigned_partitions gauge.
+func (w *worker) assigned() (int, error) {
+	resp, err := http.Get("http://" + w.addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "sinkworker_assigned_partitions "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int(f), err
+		}
+	}
+	return 0, fmt.Errorf("no sinkworker_assigned_partitions in /metrics of %s", w.member)
+}
+
+// logField returns field of the first JSON log line whose msg is msg.
+func logField(path, msg, field string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+			s, _ := line[field].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// endOffsets is the sum of the topic's partitions' end offsets.
+func endOffsets(t *testing.T, topic string) int64 {
+	t.Helper()
+	ends, err := admin(t).ListEndOffsets(t.Context(), topic)
+	require.NoError(t, err)
+	var sum int64
+	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+	return sum
+}
+
+// appliedOffsets is the sum of next_offset over the group's partitions of
+// topic in sink_offsets.
+func appliedOffsets(ctx context.Context, pool *pgxpool.Pool, group, topic string) (int64, error) {
+	var sum int64
+	err := pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM sink_offsets
+WHERE consumer_group = $1 AND topic = $2`, group, topic).Scan(&sum)
+	return sum, err
+}
+
+// waitApplied waits until the database has applied every produced record.
+func waitApplied(t *testing.T, pool *pgxpool.Pool, group, topic string, timeout time.Duration) {
+	t.Helper()
+	want := endOffsets(t, topic)
+	var got int64
+	require.Eventually(t, func() bool {
+		var err error
+		got, err = appliedOffsets(t.Context(), pool, group, topic)
+		return err == nil && got == want
+	}, timeout, 100*time.Millisecond, "applied offsets never reached the end offsets")
+	_ = got
+}
