@@ -79,13 +79,15 @@ func (p *Pool) Limit() int {
 }
 
 // SetAssigned records the worker's current number of assigned partitions
-// and closes idle connections beyond the new limit. Call it after the
-// goroutines of revoked partitions have stopped (so their connections are
-// idle) and before the goroutines of newly assigned partitions start.
+// and closes idle connections beyond min(assigned, MaxConns): a worker with
+// nothing assigned keeps no connection open, so the fleet's connections
+// never exceed the partition count however many replicas run. Call it after
+// the goroutines of revoked partitions have stopped (so their connections
+// are idle) and before the goroutines of newly assigned partitions start.
 func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	p.mu.Lock()
 	p.assigned = assigned
-	limit := Size(assigned, p.maxConns)
+	limit := min(assigned, p.maxConns)
 	p.mu.Unlock()
 
 	excess := int(p.Stat().TotalConns()) - limit

@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
 		p.Close()
 		return nil, err
 	}
+	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
 	if cfg.HTTPAddr != "" {
 		if w.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			p.Close()

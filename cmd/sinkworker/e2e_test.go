@@ -138,8 +138,8 @@ FROM `+pgx.Identifier{table}.Sanitize()+` WHERE kafka_topic = $1`, topic).Scan(&
 
 // TestConnectionsFollowAssignment is (d): two, then three workers join one
 // group while records flow. Sampled continuously: each worker's connections
-// (pg_stat_activity by application_name) never exceed max(1, its assigned
-// partitions), the sum never exceeds the partition count and reaches it,
+// (pg_stat_activity by application_name) never exceed its assigned
+// partitions, the sum never exceeds the partition count and reaches it,
 // and the final table is exact.
 func TestConnectionsFollowAssignment(t *testing.T) {
 	pool := db(t)
@@ -181,27 +181,41 @@ func TestConnectionsFollowAssignment(t *testing.T) {
 		violations       []string
 		sampled          = make(chan struct{})
 	)
+	// sample checks the bound once. Past start-up (its table check), a
+	// worker holds no connection without an assignment, so the per-worker
+	// bound is strict.
+	sample := func() (problems []string, sum int) {
+		mu.Lock()
+		ws := append([]*worker(nil), workers...)
+		mu.Unlock()
+		for _, w := range ws {
+			before, err1 := w.assigned()
+			conns, err2 := connections(ctx, pool, group, w.member)
+			after, err3 := w.assigned()
+			if err1 != nil || err2 != nil || err3 != nil {
+				continue // the worker is starting or stopping
+			}
+			if allowed := max(before, after); conns > allowed {
+				problems = append(problems, fmt.Sprintf("%s: %d connections, assigned %d..%d", w.member, conns, before, after))
+			}
+			sum += conns
+		}
+		if sum > e2ePartitions {
+			problems = append(problems, fmt.Sprintf("fleet: %d connections > %d partitions", sum, e2ePartitions))
+		}
+		return problems, sum
+	}
 	go func() {
 		defer close(sampled)
 		for ctx.Err() == nil {
-			mu.Lock()
-			ws := append([]*worker(nil), workers...)
-			mu.Unlock()
-			sum := 0
-			for _, w := range ws {
-				before, err1 := w.assigned()
-				conns, err2 := connections(ctx, pool, group, w.member)
-				after, err3 := w.assigned()
-				if err1 != nil || err2 != nil || err3 != nil {
-					continue // the worker is starting or stopping
-				}
-				if allowed := max(1, before, after); conns > allowed {
-					violations = append(violations, fmt.Sprintf("%s: %d connections, assigned %d..%d", w.member, conns, before, after))
-				}
-				sum += conns
-			}
-			if sum > e2ePartitions {
-				violations = append(violations, fmt.Sprintf("fleet: %d connections > %d partitions", sum, e2ePartitions))
+			problems, sum := sample()
+			if len(problems) > 0 {
+				// A backend lingers in pg_stat_activity for a moment after its
+				// client closed the connection (the pool trims on revoke):
+				// only an excess that persists is a violation.
+				time.Sleep(250 * time.Millisecond)
+				problems, sum = sample()
+				violations = append(violations, problems...)
 			}
 			if int64(sum) > peakSum.Load() {
 				peakSum.Store(int64(sum))
