@@ -159,6 +159,11 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.OnPartitionsLost(w.lost),
 		kgo.AdjustFetchOffsetsFn(w.startOffsets),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		// A partition resumed after a full queue only joins the next fetch;
+		// with the default 5 s wait, a fetch parked on caught-up partitions
+		// stalled the drain for seconds (bench/drain: 0.40 -> 0.82 of the
+		// ceiling with 250 ms).
+		kgo.FetchMaxWait(250 * time.Millisecond),
 	}
 	sec, err := securityOpts(c)
 	if err != nil {

@@ -1,0 +1,261 @@
+package sink
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/pool"
+)
+
+// These tests run the Worker in-process (so -race sees its goroutines)
+// against the real PostgreSQL and a kfake broker, which makes faults easy
+// to provoke. The end-to-end suite in cmd/sinkworker uses the real broker.
+
+func wtDatabaseURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("DATABASE_URL")
+	require.NotEmpty(t, u, "DATABASE_URL must be set: run `scripts/services up && eval \"$(scripts/services env)\"`")
+	return u
+}
+
+func wtName(prefix string) string { return prefix + "_" + strings.ToLower(rand.Text()[:8]) }
+
+// wtSetup starts a kfake cluster with one topic and returns a Config for it
+// whose table and group are the test's own, and a pool for checks.
+func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster, Config, *pgxpool.Pool) {
+	t.Helper()
+	topic := wtName("wt")
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	cfg := Config{
+		Brokers: c.ListenAddrs(), Topics: []string{topic}, Group: wtName("g"), StartOffset: "earliest",
+		SessionTimeout: 6 * time.Second, DatabaseURL: wtDatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
+		Mode: ModeInsert, Mapping: "jsonb", DeleteOnTombstone: true, OffsetsTable: "sink_offsets", Member: "wt",
+		Batch: batch.Policy{MaxRecords: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond},
+		Pool:  pool.Config{MaxConns: 16}, ErrorPolicy: "dlq", ShutdownTimeout: 10 * time.Second,
+		LogLevel: "info", LogFormat: "json",
+	}
+	db, err := pgxpool.New(t.Context(), cfg.DatabaseURL)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = db.Exec(context.Background(), "DROP TABLE IF EXISTS "+cfg.Table(topic).Sanitize())
+		db.Close()
+	})
+	return c, cfg, db
+}
+
+// wtProduce writes n records to each partition of the topic.
+func wtProduce(t *testing.T, brokers []string, topic string, partitions int32, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer cl.Close()
+	for p := range partitions {
+		for i := range n {
+			cl.Produce(t.Context(), &kgo.Record{Topic: topic, Partition: p,
+				Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, `{"p":%d,"i":%d}`, p, i)}, nil)
+		}
+	}
+	require.NoError(t, cl.Flush(t.Context()))
+}
+
+// wtRun runs a Worker until the returned stop is called; stop returns Run's
+// error.
+func wtRun(t *testing.T, cfg Config) (*Worker, func() error) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	w, err := New(t.Context(), cfg, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("Run did not return within 60s")
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return w, stop
+}
+
+func wtNextOffset(t *testing.T, db *pgxpool.Pool, cfg Config, partition int32) int64 {
+	t.Helper()
+	var next int64
+	err := db.QueryRow(t.Context(), `SELECT coalesce(max(next_offset), 0) FROM sink_offsets
+WHERE consumer_group = $1 AND topic = $2 AND partition = $3`, cfg.Group, cfg.Topics[0], partition).Scan(&next)
+	require.NoError(t, err)
+	return next
+}
+
+// TestSlowPartitionDoesNotStallOthers holds partition 0's offsets row
+// locked, so its goroutine blocks inside its first transaction. Partition 1
+// must still drain completely, partition 0's queue must stay bounded
+// (fetching paused, not everything buffered), and once the lock goes
+// partition 0 drains too.
+func TestSlowPartitionDoesNotStallOthers(t *testing.T) {
+	const perPartition = 20_000
+	c, cfg, db := wtSetup(t, 2)
+	topic := cfg.Topics[0]
+	wtProduce(t, c.ListenAddrs(), topic, 2, perPartition)
+	require.NoError(t, EnsureTables(t.Context(), db, cfg))
+
+	// Hold partition 0's row lock from an open transaction.
+	_, err := db.Exec(t.Context(), `INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset)
+VALUES ($1, $2, 0, 0)`, cfg.Group, topic)
+	require.NoError(t, err)
+	blocker, err := db.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = blocker.Exec(t.Context(), `SELECT 1 FROM sink_offsets WHERE consumer_group = $1 AND topic = $2
+AND partition = 0 FOR UPDATE`, cfg.Group, topic)
+	require.NoError(t, err)
+
+	w, stop := wtRun(t, cfg)
+	require.Eventually(t, func() bool { return wtNextOffset(t, db, cfg, 1) == perPartition },
+		60*time.Second, 50*time.Millisecond, "partition 1 must drain while partition 0 is stuck")
+
+	w.mu.Lock()
+	p0 := w.parts[topic][0]
+	w.mu.Unlock()
+	require.NotNil(t, p0)
+	p0.mu.Lock()
+	queued, paused := len(p0.queue), p0.paused
+	p0.mu.Unlock()
+	assert.True(t, paused, "partition 0's fetching is paused")
+	assert.Less(t, queued, perPartition/2, "partition 0 buffers a bounded number of records, not its whole backlog")
+	assert.Zero(t, wtNextOffset(t, db, cfg, 0))
+
+	require.NoError(t, blocker.Rollback(t.Context()))
+	require.Eventually(t, func() bool { return wtNextOffset(t, db, cfg, 0) == perPartition },
+		60*time.Second, 50*time.Millisecond, "partition 0 drains once unblocked")
+	require.NoError(t, stop())
+
+	var rows int
+	require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM "+cfg.Table(topic).Sanitize()).Scan(&rows))
+	assert.Equal(t, 2*perPartition, rows)
+}
+
+// TestDatabaseOffsetsWin: Kafka's committed offsets are only a copy. With
+// Kafka's copy moved to the end of the log (a manual reset, or a restored
+// database), the worker still starts where the database says and loses
+// nothing; and after a clean stop Kafka's copy equals the database's.
+func TestDatabaseOffsetsWin(t *testing.T) {
+	const perPartition = 3_000
+	c, cfg, db := wtSetup(t, 2)
+	topic := cfg.Topics[0]
+	wtProduce(t, c.ListenAddrs(), topic, 2, perPartition)
+
+	_, stop := wtRun(t, cfg)
+	require.Eventually(t, func() bool {
+		return wtNextOffset(t, db, cfg, 0) == perPartition && wtNextOffset(t, db, cfg, 1) == perPartition
+	}, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, stop())
+
+	adm := wtAdmin(t, c)
+	committed, err := adm.FetchOffsets(t.Context(), cfg.Group)
+	require.NoError(t, err)
+	for p := range int32(2) {
+		o, ok := committed.Lookup(topic, p)
+		require.True(t, ok, "partition %d committed to Kafka on shutdown", p)
+		assert.EqualValues(t, perPartition, o.At, "Kafka's copy equals the database's after a clean stop")
+	}
+
+	// Rewind the database by deleting half the rows and moving next_offset
+	// back (a restore from backup), and move Kafka's copy to the end.
+	_, err = db.Exec(t.Context(), "DELETE FROM "+cfg.Table(topic).Sanitize()+" WHERE kafka_offset >= 1000")
+	require.NoError(t, err)
+	_, err = db.Exec(t.Context(), `UPDATE sink_offsets SET next_offset = 1000 WHERE consumer_group = $1 AND topic = $2`,
+		cfg.Group, topic)
+	require.NoError(t, err)
+	wtProduce(t, c.ListenAddrs(), topic, 2, 500) // more records after the "reset"
+	ends := kadm.Offsets{}
+	ends.Add(kadm.Offset{Topic: topic, Partition: 0, At: perPartition + 500})
+	ends.Add(kadm.Offset{Topic: topic, Partition: 1, At: perPartition + 500})
+	_, err = adm.CommitOffsets(t.Context(), cfg.Group, ends)
+	require.NoError(t, err)
+
+	_, stop = wtRun(t, cfg)
+	require.Eventually(t, func() bool {
+		return wtNextOffset(t, db, cfg, 0) == perPartition+500 && wtNextOffset(t, db, cfg, 1) == perPartition+500
+	}, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, stop())
+	var rows, distinct int
+	require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM "+
+		cfg.Table(topic).Sanitize()).Scan(&rows, &distinct))
+	assert.Equal(t, 2*(perPartition+500), rows, "every record applied once, restarting from the database's offsets")
+	assert.Equal(t, rows, distinct)
+}
+
+// TestKafkaCommitFailuresLoseNothing: every OffsetCommit fails; the
+// database still has every record once, and a restarted worker resumes
+// from the database instead of replaying from the start.
+func TestKafkaCommitFailuresLoseNothing(t *testing.T) {
+	const perPartition = 2_000
+	c, cfg, db := wtSetup(t, 2)
+	topic := cfg.Topics[0]
+	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.OffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = 16 // NOT_COORDINATOR... any error: the commit is refused
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	wtProduce(t, c.ListenAddrs(), topic, 2, perPartition)
+	for range 2 { // run, stop, run again: the second run must apply nothing twice
+		_, stop := wtRun(t, cfg)
+		require.Eventually(t, func() bool {
+			return wtNextOffset(t, db, cfg, 0) == perPartition && wtNextOffset(t, db, cfg, 1) == perPartition
+		}, 30*time.Second, 20*time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // let a restarted worker fetch and see what it would replay
+		require.NoError(t, stop())
+	}
+	var rows int
+	require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM "+cfg.Table(topic).Sanitize()).Scan(&rows))
+	assert.Equal(t, 2*perPartition, rows)
+}
+
+func wtAdmin(t *testing.T, c *kfake.Cluster) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
