@@ -17,6 +17,12 @@ import (
 	"github.com/sinkworker/sinkworker/pool"
 )
 
+// Mapping values of SINK_MAPPING.
+const (
+	MappingJSONB   = "jsonb"   // the whole value in one jsonb column
+	MappingColumns = "columns" // JSON object fields onto the table's columns
+)
+
 // Mode values of SINK_MODE.
 const (
 	ModeUpsert = "upsert" // one row per record key, the highest offset wins
@@ -56,6 +62,9 @@ type Config struct {
 	// DeleteOnTombstone makes a null value delete its key's row in upsert
 	// mode; when false tombstones are skipped and counted.
 	DeleteOnTombstone bool `env:"SINK_DELETE_ON_TOMBSTONE, default=true"`
+	// MaxRecordBytes dead-letters (class too_large) a record whose key and
+	// value exceed it. Default 4 MiB.
+	MaxRecordBytes int `env:"SINK_MAX_RECORD_BYTES, default=4194304"`
 	// OffsetsTable is where consumed offsets live (may be schema-qualified).
 	OffsetsTable string `env:"SINK_OFFSETS_TABLE, default=sink_offsets"`
 	// Member names this process in application_name and the Kafka client
@@ -206,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if c.Mapping != "jsonb" {
 		bad("SINK_MAPPING: must be jsonb (columns is not built yet), got %q", c.Mapping)
+	}
+	if c.MaxRecordBytes < 1 {
+		bad("SINK_MAX_RECORD_BYTES: must be at least 1, got %d", c.MaxRecordBytes)
 	}
 	if _, err := ParseIdentifier(c.OffsetsTable); err != nil {
 		bad("SINK_OFFSETS_TABLE: %v", err)

@@ -22,9 +22,28 @@ type metrics struct {
 	reg          *prometheus.Registry
 	records      *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
 	assigned     prometheus.Gauge
 	kafkaCommits prometheus.Counter
+	batchRecords prometheus.Histogram
+	txSeconds    prometheus.Histogram
+	acquireWait  prometheus.Histogram
+	lag          *prometheus.GaugeVec
+	lastCommit   *prometheus.GaugeVec
 	rebalances   *prometheus.CounterVec
+}
+
+// watchHealth exports /readyz's answer as sinkworker_ready (1 or 0).
+func (m *metrics) watchHealth(h *health) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sinkworker_ready",
+		Help: "1 when /readyz answers ready, else 0.",
+	}, func() float64 {
+		if h.ready() != nil {
+			return 0
+		}
+		return 1
+	}))
 }
 
 func newMetrics() *metrics {
@@ -32,8 +51,12 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_records_total",
-			Help: "Records by topic and outcome (written, deleted, deduplicated, already_applied, tombstone_skipped).",
+			Help: "Records by topic and outcome (written, deleted, deduplicated, already_applied, tombstone_skipped, dead_lettered).",
 		}, []string{"topic", "outcome"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_dead_letters_total",
+			Help: "Records sent to the dead-letter topic, by source topic and error class.",
+		}, []string{"topic", "class"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_retries_total",
 			Help: "Batch transactions retried, by error class.",
@@ -46,12 +69,36 @@ func newMetrics() *metrics {
 			Name: "sinkworker_kafka_commits_total",
 			Help: "Successful offset commits to Kafka (coalesced copies of the database's offsets).",
 		}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sinkworker_batch_records",
+			Help:    "Records per batch transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9), // 1 .. 65536
+		}),
+		txSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sinkworker_transaction_seconds",
+			Help:    "Duration of a batch transaction attempt, from acquiring the connection to the commit.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1ms .. 16s
+		}),
+		acquireWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sinkworker_pool_acquire_seconds",
+			Help:    "Time spent waiting for a database connection.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 0.1ms .. 26s
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sinkworker_lag_records",
+			Help: "Records behind the partition's high watermark, after the last database commit.",
+		}, []string{"topic", "partition"}),
+		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sinkworker_last_commit_timestamp_seconds",
+			Help: "Unix time of the partition's last database commit.",
+		}, []string{"topic", "partition"}),
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_rebalances_total",
 			Help: "Partition assignment changes, by kind (assigned, revoked, lost).",
 		}, []string{"kind"}),
 	}
-	m.reg.MustRegister(m.records, m.retries, m.assigned, m.kafkaCommits, m.rebalances,
+	m.reg.MustRegister(m.records, m.retries, m.deadLetters, m.assigned, m.kafkaCommits, m.rebalances,
+		m.batchRecords, m.txSeconds, m.acquireWait, m.lag, m.lastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,6 +126,7 @@ func (m *metrics) observe(topic string, r Result) {
 		"deduplicated":      r.Deduplicated,
 		"already_applied":   r.AlreadyApplied,
 		"tombstone_skipped": r.TombstonesSkipped,
+		"dead_lettered":     r.DeadLettered,
 	} {
 		if n > 0 {
 			m.records.WithLabelValues(topic, outcome).Add(float64(n))

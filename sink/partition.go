@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 type partition struct {
 	topic string
 	id    int32
+	label string // id as a metric label
 	w     *Worker
 	wr    *writer
 	log   *slog.Logger
@@ -27,7 +29,8 @@ type partition struct {
 	mu     sync.Mutex
 	queue  []*kgo.Record // handed over by the poll loop, not yet batched
 	qbytes int
-	paused bool // fetching paused because the queue is full
+	paused bool  // fetching paused because the queue is full
+	hwm    int64 // the partition's high watermark at the last fetch
 
 	wake   chan struct{} // capacity 1: something was queued
 	quit   chan struct{} // closed: flush everything held, then return
@@ -41,6 +44,7 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 	return &partition{
 		topic:  topic,
 		id:     id,
+		label:  strconv.Itoa(int(id)),
 		w:      w,
 		wr:     newWriter(w.cfg, topic, id),
 		log:    w.log.With("topic", topic, "partition", id),
@@ -56,8 +60,9 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 // the queue holds more than two batches' worth, fetching of the partition is
 // paused until the goroutine catches up (franz-go issue 811: a blocking send
 // here would stall rebalances), so memory stays bounded.
-func (p *partition) offer(records []*kgo.Record) {
+func (p *partition) offer(records []*kgo.Record, highWatermark int64) {
 	p.mu.Lock()
+	p.hwm = highWatermark
 	p.queue = append(p.queue, records...)
 	for _, r := range records {
 		p.qbytes += batch.Size(r)
@@ -146,58 +151,94 @@ func (p *partition) finish(b *batch.Batch) {
 	}
 }
 
-// flush writes the batch, retrying transient errors with exponential
-// backoff and jitter for as long as it takes, and reports whether the
-// partition can go on. It returns false when abandoned, or when the batch
-// fails permanently: then the partition halts where it is (nothing after
-// the bad batch is written or committed) until it is revoked.
+// flush writes the batch, retrying transient errors (the database, or the
+// dead-letter topic, unreachable) with exponential backoff and jitter for as
+// long as it takes, and reports whether the partition can go on. It returns
+// false when abandoned, or when the partition halts: under ERROR_POLICY=stop
+// at a bad record, or on an error no retry can fix. A halted partition
+// writes and commits nothing more until it is revoked.
 func (p *partition) flush(b *batch.Batch) bool {
 	records := b.Take()
 	first, last := records[0].Offset, records[len(records)-1].Offset
 	op := func() (Result, error) {
+		start := time.Now()
 		conn, err := p.w.pool.Acquire(p.ctx)
 		if err != nil {
-			return Result{}, err
+			return Result{}, p.transient(err, first, last)
 		}
 		defer conn.Release()
-		res, err := p.wr.Write(p.ctx, conn, records)
-		if err != nil && Classify(err) != Transient {
+		p.w.metrics.acquireWait.Observe(time.Since(start).Seconds())
+		res, err := p.wr.Write(p.ctx, conn, records, p.w.deadLetter)
+		p.w.metrics.txSeconds.Observe(time.Since(start).Seconds())
+		var halt *HaltError
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, &halt):
+			return res, backoff.Permanent(err)
+		case Classify(err) != Transient:
 			return res, backoff.Permanent(err)
 		}
-		if err != nil {
-			p.w.metrics.retries.WithLabelValues(Classify(err).String()).Inc()
-			p.log.Warn("transient error, retrying", "err", err, "first_offset", first, "last_offset", last)
-			p.w.health.setBackoff(p.key(), true)
-		}
-		return res, err
+		return res, p.transient(err, first, last)
 	}
 	res, err := backoff.Retry(p.ctx, op,
 		backoff.WithBackOff(newBackoff()),
 		backoff.WithMaxElapsedTime(0)) // never give up on an outage
 	p.w.health.setBackoff(p.key(), false)
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return false
-		}
-		p.log.Error("batch failed permanently; partition halted", "err", err,
-			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
-		p.w.health.setHalted(p.key(), true)
-		p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
-		if Classify(err) == Fatal {
-			p.w.fatal(err)
-		}
-		select { // hold the partition, commit nothing past the bad batch
-		case <-p.quit:
-		case <-p.ctx.Done():
-		}
+	if p.ctx.Err() != nil {
 		return false
 	}
-	p.w.metrics.observe(p.topic, res)
-	p.w.committer.mark(p.topic, p.id, res.NextOffset, records[len(records)-1].LeaderEpoch)
-	return true
+	var halt *HaltError
+	if err == nil || errors.As(err, &halt) {
+		p.w.metrics.observe(p.topic, res)
+		p.w.metrics.batchRecords.Observe(float64(len(records)))
+		if res.NextOffset > 0 {
+			p.w.committer.mark(p.topic, p.id, res.NextOffset, records[len(records)-1].LeaderEpoch)
+			p.mu.Lock()
+			lag := max(0, p.hwm-res.NextOffset)
+			p.mu.Unlock()
+			p.w.metrics.lag.WithLabelValues(p.topic, p.label).Set(float64(lag))
+			p.w.metrics.lastCommit.WithLabelValues(p.topic, p.label).SetToCurrentTime()
+		}
+		if err == nil {
+			return true
+		}
+	}
+	p.halt(err, first, last)
+	return false
 }
 
-func (p *partition) key() string { return p.topic + "/" + strconv.Itoa(int(p.id)) }
+// transient records a retry of a transient error and returns it.
+func (p *partition) transient(err error, first, last int64) error {
+	p.w.metrics.retries.WithLabelValues(Transient.String()).Inc()
+	p.w.health.setBackoff(p.key(), true)
+	p.log.Warn("transient error, retrying", "err", err, "first_offset", first, "last_offset", last)
+	return err
+}
+
+// halt stops the partition where it is, says why, and holds it until it
+// is revoked; a fatal (configuration) error stops the whole worker.
+func (p *partition) halt(err error, first, last int64) {
+	var halt *HaltError
+	if errors.As(err, &halt) {
+		p.log.Error("bad record; partition halted (ERROR_POLICY=stop)", "offset", halt.Record.Offset,
+			"class", halt.Class, "reason", halt.Reason)
+	} else {
+		p.log.Error("batch failed; partition halted", "err", err,
+			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
+	}
+	p.w.health.setHalted(p.key(), true)
+	p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
+	if Classify(err) == Fatal {
+		p.w.fatal(err)
+	}
+	select {
+	case <-p.quit:
+	case <-p.ctx.Done():
+	}
+}
+
+func (p *partition) key() string { return p.topic + "/" + p.label }
 
 func newBackoff() *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()

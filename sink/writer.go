@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/batch"
@@ -16,20 +17,42 @@ type Result struct {
 	Written           int   // rows inserted or upserted
 	Deleted           int   // keys deleted by tombstones
 	Deduplicated      int   // records superseded by a later record of the same key in the batch
-	Applied           int   // records at or above next_offset, i.e. applied by this transaction
+	Applied           int   // records at or above next_offset, i.e. handled by this transaction
 	AlreadyApplied    int   // records below next_offset: an earlier transaction applied them
 	TombstonesSkipped int   // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
+	DeadLettered      int   // records sent to the dead-letter topic
+	Statements        int   // sub-statements spent isolating bad records (0 without any)
 	NextOffset        int64 // the partition's next_offset after the commit
 }
+
+// HaltError is returned under ERROR_POLICY=stop: the records before Record
+// were applied and committed, Record and everything after it were not.
+type HaltError struct {
+	Record *kgo.Record
+	Class  string
+	Reason string
+}
+
+func (e *HaltError) Error() string {
+	return fmt.Sprintf("ERROR_POLICY=stop: %s[%d] offset %d: %s: %s",
+		e.Record.Topic, e.Record.Partition, e.Record.Offset, e.Class, e.Reason)
+}
+
+// deadLetterFunc produces bad records to the dead-letter topic and returns
+// once every one is acknowledged.
+type deadLetterFunc func(context.Context, []badRecord) error
 
 // writer applies one partition's batches to PostgreSQL. Each Write is one
 // transaction that:
 //
 //  1. locks the partition's row in the offsets table (creating it first);
 //  2. drops records below its next_offset;
-//  3. writes the rows (upsert by key or insert by offset) and deletes
-//     tombstoned keys;
-//  4. sets next_offset past the batch's last record, and commits.
+//  3. sets aside records that fail validation in Go, writes the rest
+//     (upsert by key or insert by offset, deleting tombstoned keys) and, if
+//     the database rejects the statement for its data, isolates the
+//     culprits by bisection under SAVEPOINTs, keeping the good rows;
+//  4. dead-letters the bad records and waits for the acknowledgements;
+//  5. sets next_offset past the batch's last record, and commits.
 //
 // Fencing: a member that lost the partition but still writes (a zombie
 // after a pause, a worker whose revoke timed out) blocks on the same row
@@ -37,13 +60,17 @@ type Result struct {
 // owner committed, so it drops every record already applied. Whichever order
 // the transactions commit in, each offset is applied once and a key never
 // goes back to an older value. A retry after an unknown commit outcome is
-// safe for the same reason.
+// safe for the same reason. Dead-lettering is at least once: a crash after
+// the acknowledgement and before the commit sends the record again.
 type writer struct {
-	topic     string
-	partition int32
-	group     string
-	mode      string
-	deletes   bool // SINK_DELETE_ON_TOMBSTONE
+	topic          string
+	partition      int32
+	group          string
+	mode           string
+	mapping        string
+	deletes        bool // SINK_DELETE_ON_TOMBSTONE
+	stop           bool // ERROR_POLICY=stop
+	maxRecordBytes int
 
 	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
 }
@@ -52,11 +79,14 @@ func newWriter(c Config, topic string, partition int32) *writer {
 	table := c.Table(topic).Sanitize()
 	offsets := c.offsetsTable().Sanitize()
 	return &writer{
-		topic:     topic,
-		partition: partition,
-		group:     c.Group,
-		mode:      c.Mode,
-		deletes:   c.DeleteOnTombstone,
+		topic:          topic,
+		partition:      partition,
+		group:          c.Group,
+		mode:           c.Mode,
+		mapping:        c.Mapping,
+		deletes:        c.DeleteOnTombstone,
+		stop:           c.ErrorPolicy == "stop",
+		maxRecordBytes: c.MaxRecordBytes,
 		// The no-op DO UPDATE takes the row lock and returns the stored
 		// offset in one round trip, for a new row and an existing one alike.
 		lockSQL: `INSERT INTO ` + offsets + ` AS o (consumer_group, topic, partition, next_offset, updated_at)
@@ -84,10 +114,12 @@ type beginner interface {
 }
 
 // Write applies records, which must be this partition's in offset order, in
-// one transaction. On error nothing was applied (or, if the commit's outcome
-// is unknown, exactly all of it was: the offsets row tells, and a retry is
-// safe either way).
-func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record) (Result, error) {
+// one transaction, dead-letters the bad ones through dlq before the commit,
+// and returns what it did. On error nothing was applied (or, if the commit's
+// outcome is unknown, exactly all of it was: the offsets row tells, and a
+// retry is safe either way). Under ERROR_POLICY=stop a bad record ends the
+// batch before it and Write returns a *HaltError.
+func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record, dlq deadLetterFunc) (Result, error) {
 	var res Result
 	if len(records) == 0 {
 		return res, nil
@@ -112,14 +144,20 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record) 
 	if len(fresh) == 0 {
 		return res, nil // nothing new: leave the row as it is
 	}
-	if w.mode == ModeInsert {
-		err = w.insert(ctx, tx, fresh, &res)
-	} else {
-		err = w.upsert(ctx, tx, fresh, &res)
-	}
+
+	good, bad := w.validate(fresh)
+	dbBad, err := w.apply(ctx, tx, good, &res)
 	if err != nil {
 		return res, err
 	}
+	bad = append(bad, dbBad...)
+	if len(bad) > 0 && w.stop {
+		return w.halt(ctx, db, records, bad, dlq)
+	}
+	if err := dlq(ctx, bad); err != nil {
+		return res, err
+	}
+	res.DeadLettered = len(bad)
 	last := fresh[len(fresh)-1].Offset + 1
 	if _, err := tx.Exec(ctx, w.advanceSQL, w.group, w.topic, w.partition, last); err != nil {
 		return res, w.wrap("advance offset", err)
@@ -131,7 +169,69 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record) 
 	return res, nil
 }
 
-func (w *writer) upsert(ctx context.Context, tx pgx.Tx, records []*kgo.Record, res *Result) error {
+// halt rolls back and applies only the records before the first bad one.
+func (w *writer) halt(ctx context.Context, db beginner, records []*kgo.Record, bad []badRecord, dlq deadLetterFunc) (Result, error) {
+	first := bad[0]
+	for _, b := range bad[1:] {
+		if b.rec.Offset < first.rec.Offset {
+			first = b
+		}
+	}
+	before := records
+	for i, r := range records {
+		if r.Offset >= first.rec.Offset {
+			before = records[:i]
+			break
+		}
+	}
+	res, err := w.Write(ctx, db, before, dlq) // a new transaction; the deferred rollback ends this one
+	if err != nil {
+		return res, err
+	}
+	return res, &HaltError{Record: first.rec, Class: first.class, Reason: first.reason}
+}
+
+// validate splits records into those that pass the Go checks and those
+// that cannot be written, and drops tombstones when they are not deletes.
+func (w *writer) validate(records []*kgo.Record) (good []*kgo.Record, bad []badRecord) {
+	good = make([]*kgo.Record, 0, len(records))
+	for _, r := range records {
+		if b, ok := w.check(r); !ok {
+			bad = append(bad, b)
+			continue
+		}
+		good = append(good, r)
+	}
+	return good, bad
+}
+
+// apply writes good records and returns the ones the database rejected on
+// their own. In upsert mode the batch is first collapsed to the last record
+// per key; when that record is rejected, the key's previous record in the
+// batch is tried next, so the table holds the last GOOD value of each key.
+func (w *writer) apply(ctx context.Context, tx pgx.Tx, records []*kgo.Record, res *Result) ([]badRecord, error) {
+	var bad []badRecord
+	pending := records
+	for len(pending) > 0 {
+		ops := pending
+		if w.mode == ModeUpsert {
+			ops = w.collapse(pending, res)
+		}
+		rejected, err := w.execIsolating(ctx, tx, ops, res)
+		if err != nil {
+			return nil, err
+		}
+		bad = append(bad, rejected...)
+		if w.mode != ModeUpsert || len(rejected) == 0 {
+			break
+		}
+		pending = earlierOfSameKeys(pending, rejected)
+	}
+	return bad, nil
+}
+
+// collapse is batch.Dedupe after dropping tombstones that are not deletes.
+func (w *writer) collapse(records []*kgo.Record, res *Result) []*kgo.Record {
 	live := records
 	if !w.deletes {
 		live = make([]*kgo.Record, 0, len(records))
@@ -144,36 +244,98 @@ func (w *writer) upsert(ctx context.Context, tx pgx.Tx, records []*kgo.Record, r
 		}
 	}
 	upserts, deletes := batch.Dedupe(live)
-	res.Deduplicated = len(live) - len(upserts) - len(deletes)
-	if len(upserts) > 0 {
-		cols := columnsOf(upserts)
-		tag, err := tx.Exec(ctx, w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
-		if err != nil {
-			return w.wrapBatch("upsert", upserts, err)
-		}
-		res.Written = int(tag.RowsAffected())
-	}
-	if len(deletes) > 0 {
-		keys := make([]*string, len(deletes))
-		for i, r := range deletes {
-			keys[i] = keyOf(r)
-		}
-		tag, err := tx.Exec(ctx, w.deleteSQL, keys)
-		if err != nil {
-			return w.wrapBatch("delete", deletes, err)
-		}
-		res.Deleted = int(tag.RowsAffected())
-	}
-	return nil
+	res.Deduplicated += len(live) - len(upserts) - len(deletes)
+	return append(upserts, deletes...)
 }
 
-func (w *writer) insert(ctx context.Context, tx pgx.Tx, records []*kgo.Record, res *Result) error {
-	cols := columnsOf(records)
-	tag, err := tx.Exec(ctx, w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
-	if err != nil {
-		return w.wrapBatch("insert", records, err)
+// earlierOfSameKeys returns the records of pending that share a key with a
+// rejected record and come before it.
+func earlierOfSameKeys(pending []*kgo.Record, rejected []badRecord) []*kgo.Record {
+	cut := make(map[string]int64, len(rejected))
+	for _, b := range rejected {
+		cut[string(b.rec.Key)] = b.rec.Offset
 	}
-	res.Written = int(tag.RowsAffected())
+	var out []*kgo.Record
+	for _, r := range pending {
+		if off, ok := cut[string(r.Key)]; ok && r.Offset < off {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// execIsolating writes ops under a savepoint; if the database rejects them
+// for their data, it bisects to keep every good op and returns the bad.
+func (w *writer) execIsolating(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) ([]badRecord, error) {
+	err := w.execSavepoint(ctx, tx, ops, res)
+	if err == nil || Classify(err) != Permanent {
+		return nil, err
+	}
+	rejected, n, err := batch.Bisect(len(ops), err,
+		func(lo, hi int) error { return w.execSavepoint(ctx, tx, ops[lo:hi], res) },
+		func(err error) bool { return Classify(err) == Permanent })
+	res.Statements += n
+	if err != nil {
+		return nil, err
+	}
+	bad := make([]badRecord, len(rejected))
+	for i, r := range rejected {
+		bad[i] = badRecord{rec: ops[r.Index], class: dbClass(r.Err), reason: dbReason(r.Err)}
+	}
+	return bad, nil
+}
+
+// execSavepoint runs ops' statements after a SAVEPOINT, in one round trip,
+// and rolls back to it on failure so the transaction stays usable.
+func (w *writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) error {
+	var (
+		b            pgx.Batch
+		upserts, del []*kgo.Record
+	)
+	b.Queue("SAVEPOINT sink")
+	if w.mode == ModeInsert {
+		upserts = ops
+	} else {
+		for _, r := range ops {
+			if r.Value == nil {
+				del = append(del, r)
+			} else {
+				upserts = append(upserts, r)
+			}
+		}
+	}
+	var written, deleted *pgconn.CommandTag
+	if len(upserts) > 0 {
+		cols := columnsOf(upserts)
+		var q *pgx.QueuedQuery
+		if w.mode == ModeInsert {
+			q = b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		} else {
+			q = b.Queue(w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		}
+		q.Exec(func(ct pgconn.CommandTag) error { written = &ct; return nil })
+	}
+	if len(del) > 0 {
+		keys := make([]*string, len(del))
+		for i, r := range del {
+			keys[i] = keyOf(r)
+		}
+		b.Queue(w.deleteSQL, keys).Exec(func(ct pgconn.CommandTag) error { deleted = &ct; return nil })
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		if Classify(err) == Permanent {
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sink"); rerr != nil {
+				return w.wrap("rollback to savepoint", rerr)
+			}
+		}
+		return w.wrapBatch("write", ops, err)
+	}
+	if written != nil {
+		res.Written += int(written.RowsAffected())
+	}
+	if deleted != nil {
+		res.Deleted += int(deleted.RowsAffected())
+	}
 	return nil
 }
 
