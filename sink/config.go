@@ -213,8 +213,8 @@ func (c Config) Validate() error {
 	if c.Mode != ModeUpsert && c.Mode != ModeInsert {
 		bad("SINK_MODE: must be upsert or insert, got %q", c.Mode)
 	}
-	if c.Mapping != "jsonb" {
-		bad("SINK_MAPPING: must be jsonb (columns is not built yet), got %q", c.Mapping)
+	if c.Mapping != MappingJSONB && c.Mapping != MappingColumns {
+		bad("SINK_MAPPING: must be jsonb or columns, got %q", c.Mapping)
 	}
 	if c.MaxRecordBytes < 1 {
 		bad("SINK_MAX_RECORD_BYTES: must be at least 1, got %d", c.MaxRecordBytes)

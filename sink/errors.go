@@ -44,7 +44,7 @@ func Classify(err error) Class {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"),
 			pgErr.Code == "21000", // cardinality violation: ON CONFLICT hit one key twice
-			pgErr.Code == "54000": // program limit exceeded, e.g. a row too big for an index
+			strings.HasPrefix(pgErr.Code, "54"): // program limit exceeded: a row too big for an index, JSON nested too deep
 			return Permanent
 		case strings.HasPrefix(pgErr.Code, "42"), strings.HasPrefix(pgErr.Code, "28"),
 			strings.HasPrefix(pgErr.Code, "3D"), strings.HasPrefix(pgErr.Code, "3F"):

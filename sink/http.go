@@ -127,6 +127,7 @@ func (m *metrics) observe(topic string, r Result) {
 		"already_applied":   r.AlreadyApplied,
 		"tombstone_skipped": r.TombstonesSkipped,
 		"dead_lettered":     r.DeadLettered,
+		"unknown_fields":    r.UnknownFields, // fields, not records: SINK_MAPPING=columns
 	} {
 		if n > 0 {
 			m.records.WithLabelValues(topic, outcome).Add(float64(n))

@@ -46,7 +46,7 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 		id:     id,
 		label:  strconv.Itoa(int(id)),
 		w:      w,
-		wr:     newWriter(w.cfg, topic, id),
+		wr:     newWriter(w.cfg, topic, id, w.columns[topic]),
 		log:    w.log.With("topic", topic, "partition", id),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),

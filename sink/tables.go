@@ -72,8 +72,10 @@ func (c Config) offsetsTable() pgx.Identifier {
 // concurrent CREATE TABLE IF NOT EXISTS can fail on pg_type's unique index.
 const ddlLockKey = 0x73696e6b // "sink"
 
-// EnsureTables creates, if missing, the offsets table and each topic's table
-// in the shape of the configured mode (DESIGN.md), in one transaction.
+// EnsureTables creates, if missing, the offsets table and, in
+// SINK_MAPPING=jsonb, each topic's table in the shape of the configured mode
+// (DESIGN.md), in one transaction. In SINK_MAPPING=columns the tables are
+// the user's and must exist.
 func EnsureTables(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, c Config) error {
@@ -93,7 +95,9 @@ func EnsureTables(ctx context.Context, db interface {
 	PRIMARY KEY (consumer_group, topic, partition))`, c.offsetsTable().Sanitize()),
 	}
 	for _, topic := range c.Topics {
-		stmts = append(stmts, createTable(c.Table(topic), c.Mode))
+		if c.Mapping != MappingColumns {
+			stmts = append(stmts, createTable(c.Table(topic), c.Mode))
+		}
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {

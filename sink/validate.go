@@ -120,7 +120,7 @@ func dbClass(err error) string {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "23"):
 			return ClassConstraint
-		case pgErr.Code == "54000":
+		case strings.HasPrefix(pgErr.Code, "54"):
 			return ClassTooLarge
 		}
 	}

@@ -45,6 +45,7 @@ type Worker struct {
 	health  *health
 
 	committer *committer
+	columns   map[string]*columnsTable // by topic, SINK_MAPPING=columns only
 	ln        net.Listener // HTTP, nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
@@ -77,6 +78,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
 	w.pool = p
 	w.metrics.watchPool(p)
 	if err := w.ensureTables(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := w.loadColumns(ctx); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -125,6 +130,28 @@ func (w *Worker) ensureTables(ctx context.Context) error {
 		return struct{}{}, err
 	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
 	return err
+}
+
+// loadColumns reads, in SINK_MAPPING=columns, each topic's table from the
+// catalog: a missing table, or one without a primary key in upsert mode,
+// stops start-up.
+func (w *Worker) loadColumns(ctx context.Context) error {
+	if w.cfg.Mapping != MappingColumns {
+		return nil
+	}
+	w.columns = map[string]*columnsTable{}
+	for _, topic := range w.cfg.Topics {
+		t := &columnsTable{id: w.cfg.Table(topic)}
+		if err := t.load(ctx, w.pool); err != nil {
+			return err
+		}
+		if _, pk, _ := t.snapshot(); len(pk) == 0 && w.cfg.Mode == ModeUpsert {
+			return fmt.Errorf("%w: SINK_MAPPING=columns with SINK_MODE=upsert needs a primary key on %s (topic %s)",
+				ErrConfig, t.id.Sanitize(), topic)
+		}
+		w.columns[topic] = t
+	}
+	return nil
 }
 
 // ApplicationName is the application_name of the worker's connections,

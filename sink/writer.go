@@ -22,6 +22,7 @@ type Result struct {
 	TombstonesSkipped int   // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
 	DeadLettered      int   // records sent to the dead-letter topic
 	Statements        int   // sub-statements spent isolating bad records (0 without any)
+	UnknownFields     int   // JSON fields no column takes (SINK_MAPPING=columns), ignored
 	NextOffset        int64 // the partition's next_offset after the commit
 }
 
@@ -71,11 +72,12 @@ type writer struct {
 	deletes        bool // SINK_DELETE_ON_TOMBSTONE
 	stop           bool // ERROR_POLICY=stop
 	maxRecordBytes int
+	cols           *columnsTable // SINK_MAPPING=columns, else nil
 
 	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
 }
 
-func newWriter(c Config, topic string, partition int32) *writer {
+func newWriter(c Config, topic string, partition int32, cols *columnsTable) *writer {
 	table := c.Table(topic).Sanitize()
 	offsets := c.offsetsTable().Sanitize()
 	return &writer{
@@ -87,6 +89,7 @@ func newWriter(c Config, topic string, partition int32) *writer {
 		deletes:        c.DeleteOnTombstone,
 		stop:           c.ErrorPolicy == "stop",
 		maxRecordBytes: c.MaxRecordBytes,
+		cols:           cols,
 		// The no-op DO UPDATE takes the row lock and returns the stored
 		// offset in one round trip, for a new row and an existing one alike.
 		lockSQL: `INSERT INTO ` + offsets + ` AS o (consumer_group, topic, partition, next_offset, updated_at)
@@ -200,6 +203,13 @@ func (w *writer) validate(records []*kgo.Record) (good []*kgo.Record, bad []badR
 			bad = append(bad, b)
 			continue
 		}
+		if w.cols != nil && r.Key != nil {
+			_, pk, _ := w.cols.snapshot()
+			if _, err := keyObject(r.Key, pk); err != nil {
+				bad = append(bad, badRecord{rec: r, class: ClassKey, reason: err.Error()})
+				continue
+			}
+		}
 		good = append(good, r)
 	}
 	return good, bad
@@ -288,39 +298,32 @@ func (w *writer) execIsolating(ctx context.Context, tx pgx.Tx, ops []*kgo.Record
 // execSavepoint runs ops' statements after a SAVEPOINT, in one round trip,
 // and rolls back to it on failure so the transaction stays usable.
 func (w *writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) error {
-	var (
-		b            pgx.Batch
-		upserts, del []*kgo.Record
-	)
-	b.Queue("SAVEPOINT sink")
+	var writes, dels []*kgo.Record
 	if w.mode == ModeInsert {
-		upserts = ops
+		writes = ops
 	} else {
 		for _, r := range ops {
 			if r.Value == nil {
-				del = append(del, r)
+				dels = append(dels, r)
 			} else {
-				upserts = append(upserts, r)
+				writes = append(writes, r)
 			}
 		}
 	}
-	var written, deleted *pgconn.CommandTag
-	if len(upserts) > 0 {
-		cols := columnsOf(upserts)
-		var q *pgx.QueuedQuery
-		if w.mode == ModeInsert {
-			q = b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
-		} else {
-			q = b.Queue(w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
-		}
-		q.Exec(func(ct pgconn.CommandTag) error { written = &ct; return nil })
+	var (
+		b                pgx.Batch
+		written, deleted pgconn.CommandTag
+		unknown          int
+	)
+	b.Queue("SAVEPOINT sink")
+	var err error
+	if w.cols != nil {
+		unknown, err = w.queueColumns(ctx, tx, &b, writes, dels, &written, &deleted)
+	} else {
+		w.queueJSONB(&b, writes, dels, &written, &deleted)
 	}
-	if len(del) > 0 {
-		keys := make([]*string, len(del))
-		for i, r := range del {
-			keys[i] = keyOf(r)
-		}
-		b.Queue(w.deleteSQL, keys).Exec(func(ct pgconn.CommandTag) error { deleted = &ct; return nil })
+	if err != nil {
+		return err
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		if Classify(err) == Permanent {
@@ -330,13 +333,58 @@ func (w *writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []*kgo.Record
 		}
 		return w.wrapBatch("write", ops, err)
 	}
-	if written != nil {
-		res.Written += int(written.RowsAffected())
-	}
-	if deleted != nil {
-		res.Deleted += int(deleted.RowsAffected())
-	}
+	res.Written += int(written.RowsAffected())
+	res.Deleted += int(deleted.RowsAffected())
+	res.UnknownFields += unknown
 	return nil
+}
+
+// queueJSONB queues the SINK_MAPPING=jsonb statements.
+func (w *writer) queueJSONB(b *pgx.Batch, writes, dels []*kgo.Record, written, deleted *pgconn.CommandTag) {
+	if len(writes) > 0 {
+		cols := columnsOf(writes)
+		var q *pgx.QueuedQuery
+		if w.mode == ModeInsert {
+			q = b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		} else {
+			q = b.Queue(w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		}
+		q.Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
+	}
+	if len(dels) > 0 {
+		keys := make([]*string, len(dels))
+		for i, r := range dels {
+			keys[i] = keyOf(r)
+		}
+		b.Queue(w.deleteSQL, keys).Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+	}
+}
+
+// queueColumns queues the SINK_MAPPING=columns statements and returns the
+// number of unknown fields among the writes.
+func (w *writer) queueColumns(ctx context.Context, tx pgx.Tx, b *pgx.Batch, writes, dels []*kgo.Record,
+	written, deleted *pgconn.CommandTag) (int, error) {
+	unknown := 0
+	if len(writes) > 0 {
+		rows, err := w.cols.prepare(ctx, tx, writes)
+		if err != nil {
+			return 0, w.wrapBatch("prepare rows", writes, err)
+		}
+		_, pk, _ := w.cols.snapshot()
+		b.Queue(w.cols.writeSQL(w.mode, rows.used, pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
+			Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
+		unknown = rows.unknown
+	}
+	if len(dels) > 0 {
+		rows, err := w.cols.prepare(ctx, tx, dels)
+		if err != nil {
+			return 0, w.wrapBatch("prepare deletes", dels, err)
+		}
+		_, pk, _ := w.cols.snapshot()
+		b.Queue(w.cols.deleteSQL(pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
+			Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+	}
+	return unknown, nil
 }
 
 // columns is a batch turned into the parallel arrays unnest takes. Values

@@ -1,0 +1,236 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// metaColumns are filled from the record's coordinates when the table has
+// columns of these names (SINK_MAPPING=columns).
+var metaColumns = []string{"kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp"}
+
+// refreshEvery bounds how often a table's columns are read again because a
+// record carried a field the table did not have.
+const refreshEvery = 5 * time.Second
+
+// columnsTable is a table written in SINK_MAPPING=columns: its writable
+// columns and primary key, read from the catalog and read again when a
+// record carries an unknown field (a column may have been added). It is
+// shared by the partitions of a topic and safe for concurrent use.
+type columnsTable struct {
+	id pgx.Identifier
+
+	mu     sync.Mutex
+	cols   map[string]bool // writable columns (not generated, not identity ALWAYS)
+	pk     []string        // primary key columns, in key order
+	loaded time.Time
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// load reads the columns from the catalog. A missing table is SQLSTATE
+// 42P01: Fatal, as a configuration problem should be.
+func (t *columnsTable) load(ctx context.Context, q querier) error {
+	rows, err := q.Query(ctx, `SELECT a.attname, coalesce(array_position(i.indkey::int2[], a.attnum), 0)
+FROM pg_attribute a
+LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	AND a.attgenerated = '' AND a.attidentity <> 'a'
+ORDER BY a.attnum`, t.id.Sanitize())
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", t.id.Sanitize(), err)
+	}
+	cols := map[string]bool{}
+	pkAt := map[int]string{}
+	var (
+		name string
+		pos  int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &pos}, func() error {
+		cols[name] = true
+		if pos > 0 {
+			pkAt[pos] = name
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", t.id.Sanitize(), err)
+	}
+	pk := make([]string, len(pkAt))
+	for p, n := range pkAt {
+		pk[p-1] = n
+	}
+	t.mu.Lock()
+	t.cols, t.pk, t.loaded = cols, pk, time.Now()
+	t.mu.Unlock()
+	return nil
+}
+
+// snapshot returns the current columns and key.
+func (t *columnsTable) snapshot() (map[string]bool, []string, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cols, t.pk, t.loaded
+}
+
+// columnsRows is a batch prepared for the columns statements.
+type columnsRows struct {
+	values, keys []string // value objects and key objects, JSON text
+	offsets      []int64
+	timestamps   []time.Time
+	used         []string // table columns the batch sets, in a stable order
+	unknown      int      // fields no column takes, summed over the batch
+}
+
+// prepare turns records into the arrays the statements take, reading the
+// catalog again (at most every refreshEvery) when a field is unknown.
+func (t *columnsTable) prepare(ctx context.Context, q querier, records []*kgo.Record) (columnsRows, error) {
+	cols, pk, loaded := t.snapshot()
+	rows, err := buildColumnsRows(records, cols, pk)
+	if err != nil || rows.unknown == 0 || time.Since(loaded) < refreshEvery {
+		return rows, err
+	}
+	if err := t.load(ctx, q); err != nil {
+		return rows, err
+	}
+	cols, pk, _ = t.snapshot()
+	return buildColumnsRows(records, cols, pk)
+}
+
+func buildColumnsRows(records []*kgo.Record, cols map[string]bool, pk []string) (columnsRows, error) {
+	r := columnsRows{
+		values:     make([]string, len(records)),
+		keys:       make([]string, len(records)),
+		offsets:    make([]int64, len(records)),
+		timestamps: make([]time.Time, len(records)),
+	}
+	used := map[string]bool{}
+	for _, c := range pk {
+		used[c] = true
+	}
+	for _, c := range metaColumns {
+		if cols[c] {
+			used[c] = true
+		}
+	}
+	for i, rec := range records {
+		key, err := keyObject(rec.Key, pk)
+		if err != nil {
+			return r, err
+		}
+		r.keys[i], r.offsets[i], r.timestamps[i] = key, rec.Offset, rec.Timestamp
+		r.values[i] = "{}"
+		if rec.Value == nil {
+			continue
+		}
+		r.values[i] = string(rec.Value)
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(rec.Value, &fields); err != nil {
+			return r, fmt.Errorf("value at offset %d: %w", rec.Offset, err) // check() lets only objects through
+		}
+		for f := range fields {
+			if cols[f] {
+				used[f] = true
+			} else {
+				r.unknown++
+			}
+		}
+	}
+	r.used = make([]string, 0, len(used))
+	for c := range used {
+		r.used = append(r.used, c)
+	}
+	slices.Sort(r.used)
+	return r, nil
+}
+
+// keyObject is the record key as a JSON object of the primary key columns:
+// for a one-column key the key text itself (a JSON string literal is
+// unquoted), for a composite key a JSON object holding every key column.
+func keyObject(key []byte, pk []string) (string, error) {
+	switch {
+	case len(pk) == 0 || key == nil:
+		return "{}", nil
+	case len(pk) == 1:
+		text := string(key)
+		var s string
+		if json.Unmarshal(key, &s) == nil {
+			text = s
+		}
+		b, _ := json.Marshal(map[string]string{pk[0]: text})
+		return string(b), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(key, &obj); err != nil {
+		return "", &keyError{fmt.Sprintf("the table's primary key has %d columns (%s): the record key must be a JSON object holding them", len(pk), strings.Join(pk, ", "))}
+	}
+	for _, c := range pk {
+		if _, ok := obj[c]; !ok {
+			return "", &keyError{fmt.Sprintf("the record key has no field %q of the table's primary key", c)}
+		}
+	}
+	return string(key), nil
+}
+
+// keyError is a record key the columns mapping cannot use.
+type keyError struct{ msg string }
+
+func (e *keyError) Error() string { return e.msg }
+
+// rowsSQL selects the batch's rows as the table's record type: the value
+// object, overlaid by the key object and the record's coordinates.
+func (t *columnsTable) rowsSQL() string {
+	return `SELECT jsonb_populate_record(NULL::` + t.id.Sanitize() + `, u.v::jsonb || u.k::jsonb ||
+	jsonb_build_object('kafka_topic', $1::text, 'kafka_partition', $2::int, 'kafka_offset', u.o, 'kafka_timestamp', u.ts)) AS r
+FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(v, k, o, ts)`
+}
+
+// writeSQL is the INSERT (insert mode) or INSERT .. ON CONFLICT (upsert
+// mode) of the columns rows.used.
+func (t *columnsTable) writeSQL(mode string, used, pk []string) string {
+	list, sel := make([]string, len(used)), make([]string, len(used))
+	for i, c := range used {
+		q := pgx.Identifier{c}.Sanitize()
+		list[i], sel[i] = q, "(s.r)."+q
+	}
+	sql := `INSERT INTO ` + t.id.Sanitize() + ` (` + strings.Join(list, ", ") + `)
+SELECT ` + strings.Join(sel, ", ") + ` FROM (` + t.rowsSQL() + `) AS s`
+	if mode != ModeUpsert {
+		return sql
+	}
+	var conflict, set []string
+	for _, c := range pk {
+		conflict = append(conflict, pgx.Identifier{c}.Sanitize())
+	}
+	for _, c := range used {
+		if !slices.Contains(pk, c) {
+			q := pgx.Identifier{c}.Sanitize()
+			set = append(set, q+" = EXCLUDED."+q)
+		}
+	}
+	sql += "\nON CONFLICT (" + strings.Join(conflict, ", ") + ")"
+	if len(set) == 0 {
+		return sql + " DO NOTHING"
+	}
+	return sql + " DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// deleteSQL deletes the rows whose primary key the key objects give.
+func (t *columnsTable) deleteSQL(pk []string) string {
+	var on []string
+	for _, c := range pk {
+		q := pgx.Identifier{c}.Sanitize()
+		on = append(on, "t."+q+" = (s.r)."+q)
+	}
+	return `DELETE FROM ` + t.id.Sanitize() + ` AS t USING (` + t.rowsSQL() + `) AS s WHERE ` + strings.Join(on, " AND ")
+}
