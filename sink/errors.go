@@ -43,7 +43,7 @@ func Classify(err error) Class {
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"),
-			pgErr.Code == "21000", // cardinality violation: ON CONFLICT hit one key twice
+			pgErr.Code == "21000",               // cardinality violation: ON CONFLICT hit one key twice
 			strings.HasPrefix(pgErr.Code, "54"): // program limit exceeded: a row too big for an index, JSON nested too deep
 			return Permanent
 		case strings.HasPrefix(pgErr.Code, "42"), strings.HasPrefix(pgErr.Code, "28"),

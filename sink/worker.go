@@ -46,7 +46,7 @@ type Worker struct {
 
 	committer *committer
 	columns   map[string]*columnsTable // by topic, SINK_MAPPING=columns only
-	ln        net.Listener // HTTP, nil when HTTPAddr is empty
+	ln        net.Listener             // HTTP, nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition
