@@ -57,7 +57,38 @@ type Worker struct {
 
 // New connects the pool, creates missing tables, opens the HTTP listener
 // and builds the Kafka client. Nothing is consumed until Run.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err error) {
+	w, err = newBase(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			w.closeBase()
+		}
+	}()
+	if cfg.HTTPAddr != "" {
+		if w.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("HTTP_ADDR: %w", err)
+		}
+	}
+	opts, err := w.kafkaOpts()
+	if err == nil {
+		w.cl, err = kgo.NewClient(opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	w.committer.cl = w.cl
+	if err := w.ensureDLQTopics(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// newBase validates cfg and prepares the database side: the pool, the
+// tables, and in SINK_MAPPING=columns the tables' columns.
+func newBase(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
 	}
@@ -86,33 +117,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
 		return nil, err
 	}
 	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
-	if cfg.HTTPAddr != "" {
-		if w.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			p.Close()
-			return nil, fmt.Errorf("HTTP_ADDR: %w", err)
-		}
-	}
-	opts, err := w.kafkaOpts()
-	if err == nil {
-		w.cl, err = kgo.NewClient(opts...)
-	}
-	if err != nil {
-		p.Close()
-		if w.ln != nil {
-			w.ln.Close()
-		}
-		return nil, fmt.Errorf("kafka client: %w", err)
-	}
-	w.committer.cl = w.cl
-	if err := w.ensureDLQTopics(ctx); err != nil {
-		w.cl.Close()
-		p.Close()
-		if w.ln != nil {
-			w.ln.Close()
-		}
-		return nil, err
-	}
 	return w, nil
+}
+
+// closeBase releases what New opened, for a failed start.
+func (w *Worker) closeBase() {
+	if w.cl != nil {
+		w.cl.Close()
+	}
+	if w.ln != nil {
+		w.ln.Close()
+	}
+	w.pool.Close()
 }
 
 // ensureTables creates the tables, retrying while the database is

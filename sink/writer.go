@@ -110,6 +110,18 @@ FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o,
 	}
 }
 
+// guardNewer makes the writer's statements leave newer data alone, for
+// Redrive, which writes outside the offsets order: an upsert does not
+// replace a row written from a later offset of the same partition, and an
+// insert of a row already present does nothing.
+func (w *writer) guardNewer() {
+	w.upsertSQL += `
+WHERE t.kafka_partition IS DISTINCT FROM EXCLUDED.kafka_partition OR t.kafka_offset IS NULL
+	OR t.kafka_offset < EXCLUDED.kafka_offset`
+	w.insertSQL += `
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`
+}
+
 // beginner is what Write needs of a connection: *pgxpool.Conn, *pgx.Conn
 // and *pgxpool.Pool all have it.
 type beginner interface {

@@ -26,6 +26,7 @@ with the consumed offsets in the same transaction.
 
 Usage:
   sinkworker [run]     run the worker, configured by environment (see README)
+  sinkworker redrive   re-sink dead-lettered records once their cause is fixed
   sinkworker version   print the version
   sinkworker <command> -h
 
@@ -56,6 +57,14 @@ func run(args []string, stderr io.Writer) int {
 			return exitFor(err)
 		}
 		return runWorker(stderr)
+	case "redrive":
+		fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() { fmt.Fprint(stderr, redriveUsage) }
+		if err := fs.Parse(args); err != nil {
+			return exitFor(err)
+		}
+		return runRedrive(stderr)
 	case "version":
 		fmt.Fprintln(os.Stdout, version())
 		return 0

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/sinkworker/sinkworker/sink"
+)
+
+const redriveUsage = `Usage: sinkworker redrive
+
+Re-sinks the records in the dead-letter topics of KAFKA_TOPICS (DLQ_TOPIC, or <topic>.dlq),
+from their start to their end when it begins, into the tables the worker writes, once the
+cause has been fixed. Same environment as the worker. Newer data is never overwritten: a record
+whose key (upsert) or offset (insert) already holds newer data is skipped. It keeps no state
+and can be run again. Prints how many landed, were skipped and failed again.
+
+Exit status: 0 when nothing failed again, 1 when some did (they stay in the dead-letter topic),
+2 for a bad setting.
+`
+
+func runRedrive(stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
+	if err != nil {
+		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+		return 2
+	}
+	if cfg.Member == "" {
+		cfg.Member = defaultMember()
+	}
+	log := newLogger(cfg, stderr)
+	res, err := sink.Redrive(ctx, cfg, log)
+	fmt.Fprintf(os.Stdout, "redrive: read %d, landed %d, skipped %d (already there or newer), failed again %d\n",
+		res.Read, res.Landed, res.Skipped, res.FailedTotal())
+	classes := make([]string, 0, len(res.Failed))
+	for c := range res.Failed {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	for _, c := range classes {
+		fmt.Fprintf(os.Stdout, "  failed again, %s: %d\n", c, res.Failed[c])
+	}
+	switch {
+	case errors.Is(err, sink.ErrConfig):
+		log.Error("redrive", "err", err)
+		return 2
+	case err != nil:
+		log.Error("redrive", "err", err)
+		return 1
+	case res.FailedTotal() > 0:
+		return 1
+	}
+	return 0
+}
