@@ -26,6 +26,7 @@ with the consumed offsets in the same transaction.
 
 Usage:
   sinkworker [run]     run the worker, configured by environment (see README)
+  sinkworker audit     check that the database and Kafka agree, per partition
   sinkworker redrive   re-sink dead-lettered records once their cause is fixed
   sinkworker version   print the version
   sinkworker <command> -h
@@ -57,6 +58,8 @@ func run(args []string, stderr io.Writer) int {
 			return exitFor(err)
 		}
 		return runWorker(stderr)
+	case "audit":
+		return runAudit(args, os.Stdout, stderr)
 	case "redrive":
 		fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 		fs.SetOutput(stderr)

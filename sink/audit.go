@@ -1,0 +1,144 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// AuditRow is one partition's agreement between the database and Kafka.
+// Offsets are -1 where there is none.
+type AuditRow struct {
+	Topic          string `json:"topic"`
+	Partition      int32  `json:"partition"`
+	DBNextOffset   int64  `json:"db_next_offset"`    // sink_offsets.next_offset
+	KafkaCommitted int64  `json:"kafka_committed"`   // the group's committed offset (a copy)
+	LogStart       int64  `json:"log_start"`         // first offset still in the log
+	LogEnd         int64  `json:"log_end"`           // high watermark
+	Lag            int64  `json:"lag"`               // log end - database offset
+	Problem        string `json:"problem,omitempty"` // empty when consistent
+	Note           string `json:"note,omitempty"`    // worth knowing, not a problem
+}
+
+// Audit answers "are the database and Kafka in agreement?" in O(partitions):
+// one offsets query and three Kafka requests, never a scan of the table.
+// Problems: a database offset beyond the log end (the topic was recreated
+// or truncated), below the log start (records deleted by retention before
+// they were sunk: lost), and a partition holding records with no row.
+func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
+	}
+	sec, err := securityOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Brokers...))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(ctx, cfg.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list log start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, cfg.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list log end offsets: %w", err)
+	}
+	committed, err := adm.FetchOffsets(ctx, cfg.Group)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the group's offsets: %w", err)
+	}
+	db, err := dbOffsets(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var rows []AuditRow
+	var listErr error
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil {
+			listErr = fmt.Errorf("%s[%d]: %w", e.Topic, e.Partition, e.Err)
+			return
+		}
+		r := AuditRow{Topic: e.Topic, Partition: e.Partition, LogEnd: e.Offset, DBNextOffset: -1, KafkaCommitted: -1, LogStart: -1}
+		if s, ok := starts.Lookup(e.Topic, e.Partition); ok && s.Err == nil {
+			r.LogStart = s.Offset
+		}
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.Err == nil {
+			r.KafkaCommitted = c.At
+		}
+		if n, ok := db[e.Topic][e.Partition]; ok {
+			r.DBNextOffset = n
+		}
+		r.judge()
+		rows = append(rows, r)
+	})
+	if listErr != nil {
+		return nil, fmt.Errorf("list offsets: %w", listErr)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Topic != rows[j].Topic {
+			return rows[i].Topic < rows[j].Topic
+		}
+		return rows[i].Partition < rows[j].Partition
+	})
+	return rows, nil
+}
+
+// judge fills Lag, Problem and Note.
+func (r *AuditRow) judge() {
+	switch {
+	case r.DBNextOffset < 0 && r.LogEnd > 0:
+		r.Lag = r.LogEnd - max(r.LogStart, 0)
+		r.Problem = "no row in the offsets table: nothing of this partition was sunk"
+	case r.DBNextOffset < 0:
+		r.Note = "empty partition, never sunk"
+	case r.DBNextOffset > r.LogEnd:
+		r.Problem = fmt.Sprintf("database offset %d is beyond the log end %d: topic recreated or truncated", r.DBNextOffset, r.LogEnd)
+	case r.DBNextOffset < r.LogStart:
+		r.Lag = r.LogEnd - r.DBNextOffset
+		r.Problem = fmt.Sprintf("database offset %d is below the log start %d: %d records deleted before they were sunk",
+			r.DBNextOffset, r.LogStart, r.LogStart-r.DBNextOffset)
+	default:
+		r.Lag = r.LogEnd - r.DBNextOffset
+	}
+	if r.Problem == "" && r.KafkaCommitted > r.DBNextOffset && r.DBNextOffset >= 0 {
+		r.Note = "Kafka's committed offset is ahead of the database's (reset by hand?): the worker starts from the database"
+	}
+}
+
+func dbOffsets(ctx context.Context, cfg Config) (map[string]map[int32]int64, error) {
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT topic, partition, next_offset FROM `+cfg.offsetsTable().Sanitize()+
+		` WHERE consumer_group = $1 AND topic = ANY($2)`, cfg.Group, cfg.Topics)
+	if err != nil {
+		return nil, fmt.Errorf("read the offsets table: %w", err)
+	}
+	out := map[string]map[int32]int64{}
+	var (
+		topic string
+		part  int32
+		next  int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&topic, &part, &next}, func() error {
+		if out[topic] == nil {
+			out[topic] = map[int32]int64{}
+		}
+		out[topic][part] = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the offsets table: %w", err)
+	}
+	return out, nil
+}
