@@ -9,8 +9,9 @@ package sink
 //     ON CONFLICT (key) DO UPDATE;
 //   - copy: COPY (pgx CopyFrom) into a per-connection temp table (ON COMMIT
 //     DELETE ROWS, created once right after connecting), then INSERT .. SELECT
-//     FROM it .. ON CONFLICT (key) DO UPDATE, with the writer's own offsets
-//     lock and advance statements, so both do the same work per batch.
+//     FROM it .. ON CONFLICT (key) DO UPDATE, wrapped in the writer's own
+//     steps (offsets lock, Go validation, collapse, SAVEPOINT, advance), so
+//     both do the same work per batch.
 //
 // Every sub-benchmark gets fresh tables (random suffix, dropped in
 // b.Cleanup), pre-filled with every other key of the 200,000-key space, and
@@ -19,10 +20,10 @@ package sink
 // record is dropped as already applied (checked after the loop).
 //
 // Run (go test's -count repeats each sub-benchmark back to back, so repeat
-// the whole run instead to interleave the methods):
+// the whole command instead to interleave the methods):
 //
 //	eval "$(scripts/services env)"
-//	go test -run '^$' -bench BulkUpsert -benchtime 20x -count 1 ./sink/
+//	go test -run '^$' -bench BulkUpsert -benchtime 60x -count 1 ./sink/
 
 import (
 	"context"
@@ -34,9 +35,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sinkworker/sinkworker/batch"
 )
 
 const (
@@ -85,8 +85,10 @@ func bulkRun(b *testing.B, url string, m bulkMethod, size int) {
 		Topics:            []string{bulkTopic},
 		Group:             bulkGroup,
 		Mode:              ModeUpsert,
-		Mapping:           "jsonb",
+		Mapping:           MappingJSONB,
 		DeleteOnTombstone: true,
+		MaxRecordBytes:    4 << 20,
+		ErrorPolicy:       "dlq",
 		OffsetsTable:      offsets,
 		TableMap:          map[string]string{bulkTopic: table},
 	}
@@ -174,28 +176,43 @@ func bulkConnect(b *testing.B, ctx context.Context, url string) *pgx.Conn {
 
 // bulkPrepareUnnest is exactly the production path: writer.Write.
 func bulkPrepareUnnest(tb testing.TB, ctx context.Context, conn *pgx.Conn, cfg Config) func([]*kgo.Record) error {
-	w := newWriter(cfg, bulkTopic, bulkPartition)
+	w := newWriter(cfg, bulkTopic, bulkPartition, nil)
 	return func(records []*kgo.Record) error {
-		res, err := w.Write(ctx, conn, records)
+		res, err := w.Write(ctx, conn, records, bulkNoDeadLetters)
 		if err != nil {
 			return err
 		}
-		if res.Applied != len(records) || res.Written+res.Deduplicated != len(records) {
+		if res.Applied != len(records) || res.Written+res.Deduplicated != len(records) || res.DeadLettered != 0 {
 			return fmt.Errorf("unnest: unexpected result %+v for %d records", res, len(records))
 		}
 		return nil
 	}
 }
 
+// bulkNoDeadLetters is the dead-letter function of both methods: the
+// benchmark's records are all valid, so any bad one is a bug.
+func bulkNoDeadLetters(_ context.Context, bad []badRecord) error {
+	if len(bad) > 0 {
+		return fmt.Errorf("%d records dead-lettered, first: %s: %s", len(bad), bad[0].class, bad[0].reason)
+	}
+	return nil
+}
+
 // bulkPrepareCopy creates the connection's temp staging table and returns a
-// writer that does what writer.Write does in upsert mode, with COPY in place
-// of the unnest parameters.
+// writer that does what writer.Write does for a clean upsert batch in
+// SINK_MAPPING=jsonb (lock the offsets row, drop old records, validate in Go,
+// collapse to the last record per key, write under a SAVEPOINT, call the
+// dead-letter function, advance, commit), with COPY + INSERT .. SELECT in
+// place of the unnest parameters. It reuses the writer's own SQL and Go
+// steps. Round trips: the writer spends 5 (BEGIN, lock, SAVEPOINT+upsert,
+// advance, COMMIT); this spends 6 (BEGIN, lock+SAVEPOINT, COPY,
+// INSERT+DELETE, advance, COMMIT), as COPY cannot join a pgx.Batch.
 func bulkPrepareCopy(tb testing.TB, ctx context.Context, conn *pgx.Conn, cfg Config) func([]*kgo.Record) error {
 	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE `+bulkStage+
 		` (k text, v text, o int8, ts timestamptz) ON COMMIT DELETE ROWS`); err != nil {
 		tb.Fatal(err)
 	}
-	w := newWriter(cfg, bulkTopic, bulkPartition) // for its lock, advance and delete SQL
+	w := newWriter(cfg, bulkTopic, bulkPartition, nil) // for its SQL, validate and collapse
 	table := cfg.Table(bulkTopic).Sanitize()
 	mergeSQL := `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
 SELECT s.k, s.v::jsonb, $1, s.o, s.ts, now()
@@ -213,7 +230,10 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
 		var next int64
-		if err := tx.QueryRow(ctx, w.lockSQL, w.group, w.topic, w.partition).Scan(&next); err != nil {
+		var lock pgx.Batch
+		lock.Queue(w.lockSQL, w.group, w.topic, w.partition).QueryRow(func(row pgx.Row) error { return row.Scan(&next) })
+		lock.Queue("SAVEPOINT sink")
+		if err := tx.SendBatch(ctx, &lock).Close(); err != nil {
 			return fmt.Errorf("copy: lock offsets row: %w", err)
 		}
 		fresh := records
@@ -223,7 +243,16 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		if len(fresh) != len(records) {
 			return fmt.Errorf("copy: %d records below next_offset %d", len(records)-len(fresh), next)
 		}
-		upserts, deletes := batch.Dedupe(fresh)
+		good, bad := w.validate(fresh)
+		var res Result
+		var upserts, deletes []*kgo.Record
+		for _, r := range w.collapse(good, &res) {
+			if r.Value == nil {
+				deletes = append(deletes, r)
+			} else {
+				upserts = append(upserts, r)
+			}
+		}
 		if len(upserts) > 0 {
 			n, err := tx.CopyFrom(ctx, stage, stageCols, pgx.CopyFromSlice(len(upserts), func(i int) ([]any, error) {
 				r := upserts[i]
@@ -232,22 +261,32 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 			if err != nil {
 				return fmt.Errorf("copy: copy: %w", err)
 			}
-			tag, err := tx.Exec(ctx, mergeSQL, w.partition)
-			if err != nil {
-				return fmt.Errorf("copy: upsert: %w", err)
+			if n != int64(len(upserts)) {
+				return fmt.Errorf("copy: copied %d rows, want %d", n, len(upserts))
 			}
-			if n != int64(len(upserts)) || tag.RowsAffected() != n {
-				return fmt.Errorf("copy: copied %d, upserted %d, want %d", n, tag.RowsAffected(), len(upserts))
-			}
+		}
+		var write pgx.Batch
+		var upserted pgconn.CommandTag
+		if len(upserts) > 0 {
+			write.Queue(mergeSQL, w.partition).Exec(func(ct pgconn.CommandTag) error { upserted = ct; return nil })
 		}
 		if len(deletes) > 0 {
 			keys := make([]*string, len(deletes))
 			for i, r := range deletes {
 				keys[i] = keyOf(r)
 			}
-			if _, err := tx.Exec(ctx, w.deleteSQL, keys); err != nil {
-				return fmt.Errorf("copy: delete: %w", err)
+			write.Queue(w.deleteSQL, keys)
+		}
+		if write.Len() > 0 {
+			if err := tx.SendBatch(ctx, &write).Close(); err != nil {
+				return fmt.Errorf("copy: upsert: %w", err)
 			}
+		}
+		if upserted.RowsAffected() != int64(len(upserts)) {
+			return fmt.Errorf("copy: upserted %d rows, want %d", upserted.RowsAffected(), len(upserts))
+		}
+		if err := bulkNoDeadLetters(ctx, bad); err != nil {
+			return err
 		}
 		last := fresh[len(fresh)-1].Offset + 1
 		if _, err := tx.Exec(ctx, w.advanceSQL, w.group, w.topic, w.partition, last); err != nil {
