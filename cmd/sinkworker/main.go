@@ -125,12 +125,13 @@ func newLogger(cfg sink.Config, out io.Writer) *slog.Logger {
 
 var notMember = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// defaultMember is the host (pod) name cut to 32 bytes, else a random
-// 8-character id: short enough that application_name keeps it whole.
+// defaultMember is the host (pod) name, its last 32 bytes when longer (a
+// pod name's unique suffix is at its end), else a random 8-character id:
+// short enough that application_name keeps it whole.
 func defaultMember() string {
 	if h, err := os.Hostname(); err == nil {
 		if h = notMember.ReplaceAllString(h, "-"); h != "" {
-			return h[:min(len(h), 32)]
+			return h[max(0, len(h)-32):]
 		}
 	}
 	return rand.Text()[:8]
