@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -258,4 +260,65 @@ func wtAdmin(t *testing.T, c *kfake.Cluster) *kadm.Client {
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return kadm.NewClient(cl)
+}
+
+// TestDeadLetterWaitsForAck: while the dead-letter topic refuses produces,
+// a pending bad record holds its partition's offset (nothing past it is
+// committed and nothing is skipped); once produces succeed it is
+// dead-lettered and the partition moves on. The other partition is not
+// held up.
+func TestDeadLetterWaitsForAck(t *testing.T) {
+	const perPartition = 1_000
+	c, cfg, db := wtSetup(t, 2)
+	cfg.Mode = ModeUpsert
+	topic := cfg.Topics[0]
+	wtProduce(t, c.ListenAddrs(), topic, 2, perPartition/2)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	bad := &kgo.Record{Topic: topic, Partition: 0, Key: []byte("bad"), Value: []byte(`{"truncated":`)}
+	require.NoError(t, cl.ProduceSync(t.Context(), bad).FirstErr())
+	cl.Close()
+	wtProduce(t, c.ListenAddrs(), topic, 2, perPartition/2)
+
+	var refused atomic.Int64
+	var refusing atomic.Bool
+	refusing.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refusing.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	_, stop := wtRun(t, cfg)
+	require.Eventually(t, func() bool { return wtNextOffset(t, db, cfg, 1) == perPartition+0 },
+		30*time.Second, 20*time.Millisecond, "partition 1 is not held up")
+	require.Eventually(t, func() bool { return refused.Load() > 3 }, 30*time.Second, 20*time.Millisecond)
+	assert.LessOrEqual(t, wtNextOffset(t, db, cfg, 0), bad.Offset, "no offset past the bad record before its dead-letter is acknowledged")
+
+	refusing.Store(false)
+	require.Eventually(t, func() bool { return wtNextOffset(t, db, cfg, 0) == perPartition+1 },
+		60*time.Second, 20*time.Millisecond, "partition 0 moves on once the dead-letter is acknowledged")
+	require.NoError(t, stop())
+
+	ends, err := wtAdmin(t, c).ListEndOffsets(t.Context(), cfg.DLQTopicFor(topic))
+	require.NoError(t, err)
+	var dead int64
+	ends.Each(func(o kadm.ListedOffset) { dead += o.Offset })
+	assert.EqualValues(t, 1, dead, "the bad record is in the dead-letter topic once")
 }
