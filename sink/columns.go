@@ -27,6 +27,8 @@ const refreshEvery = 5 * time.Second
 // shared by the partitions of a topic and safe for concurrent use.
 type columnsTable struct {
 	id pgx.Identifier
+	// keyless (SINK_MODE=insert): the record key does not give the primary key.
+	keyless bool
 
 	mu     sync.Mutex
 	cols   map[string]bool // writable columns (not generated, not identity ALWAYS)
@@ -41,7 +43,7 @@ type querier interface {
 // load reads the columns from the catalog. A missing table is SQLSTATE
 // 42P01: Fatal, as a configuration problem should be.
 func (t *columnsTable) load(ctx context.Context, q querier) error {
-	rows, err := q.Query(ctx, `SELECT a.attname, coalesce(array_position(i.indkey::int2[], a.attnum), 0)
+	rows, err := q.Query(ctx, `SELECT a.attname, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)
 FROM pg_attribute a
 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
@@ -96,6 +98,9 @@ type columnsRows struct {
 // catalog again (at most every refreshEvery) when a field is unknown.
 func (t *columnsTable) prepare(ctx context.Context, q querier, records []*kgo.Record) (columnsRows, error) {
 	cols, pk, loaded := t.snapshot()
+	if t.keyless {
+		pk = nil
+	}
 	rows, err := buildColumnsRows(records, cols, pk)
 	if err != nil || rows.unknown == 0 || time.Since(loaded) < refreshEvery {
 		return rows, err
@@ -104,6 +109,9 @@ func (t *columnsTable) prepare(ctx context.Context, q querier, records []*kgo.Re
 		return rows, err
 	}
 	cols, pk, _ = t.snapshot()
+	if t.keyless {
+		pk = nil
+	}
 	return buildColumnsRows(records, cols, pk)
 }
 

@@ -157,7 +157,7 @@ func (w *Worker) loadColumns(ctx context.Context) error {
 	}
 	w.columns = map[string]*columnsTable{}
 	for _, topic := range w.cfg.Topics {
-		t := &columnsTable{id: w.cfg.Table(topic)}
+		t := &columnsTable{id: w.cfg.Table(topic), keyless: w.cfg.Mode == ModeInsert}
 		if err := t.load(ctx, w.pool); err != nil {
 			return err
 		}

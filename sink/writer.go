@@ -167,6 +167,11 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record, 
 	}
 	bad = append(bad, dbBad...)
 	if len(bad) > 0 && w.stop {
+		// End this transaction before halt begins another on the same
+		// connection: a BEGIN inside it would be a no-op.
+		if err := tx.Rollback(ctx); err != nil {
+			return res, w.wrap("rollback", err)
+		}
 		return w.halt(ctx, db, records, bad, dlq)
 	}
 	if err := dlq(ctx, bad); err != nil {
@@ -215,7 +220,7 @@ func (w *writer) validate(records []*kgo.Record) (good []*kgo.Record, bad []badR
 			bad = append(bad, b)
 			continue
 		}
-		if w.cols != nil && r.Key != nil {
+		if w.cols != nil && r.Key != nil && w.mode == ModeUpsert {
 			_, pk, _ := w.cols.snapshot()
 			if _, err := keyObject(r.Key, pk); err != nil {
 				bad = append(bad, badRecord{rec: r, class: ClassKey, reason: err.Error()})
