@@ -50,8 +50,9 @@ func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster,
 		Brokers: c.ListenAddrs(), Topics: []string{topic}, Group: wtName("g"), StartOffset: "earliest",
 		SessionTimeout: 6 * time.Second, DatabaseURL: wtDatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
 		Mode: ModeInsert, Mapping: "jsonb", DeleteOnTombstone: true, OffsetsTable: "sink_offsets", Member: "wt",
-		Batch: batch.Policy{MaxRecords: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond},
-		Pool:  pool.Config{MaxConns: 16}, ErrorPolicy: "dlq", ShutdownTimeout: 10 * time.Second,
+		MaxRecordBytes: 4 << 20,
+		Batch:          batch.Policy{MaxRecords: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond},
+		Pool:           pool.Config{MaxConns: 16}, ErrorPolicy: "dlq", ShutdownTimeout: 10 * time.Second,
 		LogLevel: "info", LogFormat: "json",
 	}
 	db, err := pgxpool.New(t.Context(), cfg.DatabaseURL)
@@ -136,6 +137,7 @@ VALUES ($1, $2, 0, 0)`, cfg.Group, topic)
 	require.NoError(t, err)
 	blocker, err := db.Begin(t.Context())
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) }) // before the pool closes
 	_, err = blocker.Exec(t.Context(), `SELECT 1 FROM sink_offsets WHERE consumer_group = $1 AND topic = $2
 AND partition = 0 FOR UPDATE`, cfg.Group, topic)
 	require.NoError(t, err)

@@ -1,0 +1,278 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// databaseURL is the real PostgreSQL the integration tests use. Without it
+// they fail, never skip: `scripts/services up && eval "$(scripts/services env)"`.
+func databaseURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("DATABASE_URL")
+	if u == "" {
+		t.Fatal("DATABASE_URL is not set: the pool tests need a real PostgreSQL; " +
+			"run `scripts/services up && eval \"$(scripts/services env)\"` first")
+	}
+	return u
+}
+
+// appName returns an application_name no other test (or test run) uses, so
+// pg_stat_activity can be filtered down to one test's pool.
+func appName(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return "sinkworker/pooltest/" + hex.EncodeToString(b)
+}
+
+// newPool opens a Pool on the real database, closed when the test ends.
+func newPool(t *testing.T, name string, cfg Config) *Pool {
+	t.Helper()
+	require.NoError(t, cfg.Validate(), "test config must be valid")
+	p, err := New(t.Context(), databaseURL(t), name, cfg)
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// serverConns counts the server backends whose application_name is name,
+// seen from a connection outside the pool under test.
+func serverConns(t *testing.T, name string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), databaseURL(t))
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(),
+		`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, name).Scan(&n))
+	return n
+}
+
+// openConns makes the pool hold n connections at once, acquired
+// concurrently, then releases them all so they sit idle in the pool.
+func openConns(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	conns := make([]*pgxpool.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { conns[i], errs[i] = p.Acquire(t.Context()) })
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "acquire connection %d", i)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	require.EqualValues(t, n, p.Stat().TotalConns(), "connections open before SetAssigned")
+	require.EqualValues(t, n, p.Stat().IdleConns(), "connections idle before SetAssigned")
+}
+
+func TestSize(t *testing.T) {
+	tests := []struct {
+		name               string
+		assigned, maxConns int
+		want               int
+	}{
+		{name: "nothing assigned keeps one for start-up work", assigned: 0, maxConns: 16, want: 1},
+		{name: "negative assigned is treated as none", assigned: -3, maxConns: 16, want: 1},
+		{name: "one partition", assigned: 1, maxConns: 16, want: 1},
+		{name: "one connection per partition below the cap", assigned: 7, maxConns: 16, want: 7},
+		{name: "exactly the cap", assigned: 16, maxConns: 16, want: 16},
+		{name: "caps at MaxConns", assigned: 50, maxConns: 16, want: 16},
+		{name: "cap of one", assigned: 50, maxConns: 1, want: 1},
+		{name: "cap of one with nothing assigned", assigned: 0, maxConns: 1, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Size(tt.assigned, tt.maxConns))
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+	}{
+		{name: "default", cfg: Config{MaxConns: 16}},
+		{name: "smallest", cfg: Config{MaxConns: 1}},
+		{name: "zero value", cfg: Config{}, wantErr: true},
+		{name: "negative", cfg: Config{MaxConns: -1}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if !tt.wantErr {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "POOL_MAX_CONNS", "the error names the variable")
+		})
+	}
+}
+
+func TestNewSetsApplicationName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		app  func(base string) string // the name given to New
+		want func(base string) string // what pg_stat_activity shows
+	}{
+		{
+			name: "short name as given",
+			app:  func(base string) string { return base },
+			want: func(base string) string { return base },
+		},
+		{
+			name: "server truncates at 63 bytes",
+			app:  func(base string) string { return base + "/" + strings.Repeat("m", 80) },
+			want: func(base string) string { return (base + "/" + strings.Repeat("m", 80))[:63] },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := appName(t)
+			p := newPool(t, tt.app(base), Config{MaxConns: 2})
+			conn, err := p.Acquire(t.Context())
+			require.NoError(t, err)
+			defer conn.Release()
+
+			var got string
+			require.NoError(t, conn.QueryRow(t.Context(),
+				`SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&got))
+			assert.Equal(t, tt.want(base), got)
+		})
+	}
+}
+
+func TestNewDialsNothing(t *testing.T) {
+	t.Parallel()
+	name := appName(t)
+	p := newPool(t, name, Config{MaxConns: 4})
+	assert.Zero(t, p.Stat().TotalConns(), "New opens no connection")
+	assert.Equal(t, 1, p.Limit(), "nothing assigned yet: one connection for start-up work")
+	assert.Zero(t, serverConns(t, name), "the server sees no connection")
+}
+
+func TestSetAssignedTrimsIdleConnections(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		maxConns  int
+		open      int // connections open (and idle) before SetAssigned
+		assigned  int
+		wantTotal int
+		wantLimit int
+	}{
+		{name: "nothing assigned closes every connection", maxConns: 4, open: 4, assigned: 0, wantTotal: 0, wantLimit: 1},
+		{name: "one assigned keeps one", maxConns: 4, open: 4, assigned: 1, wantTotal: 1, wantLimit: 1},
+		{name: "fewer assigned keeps that many", maxConns: 4, open: 4, assigned: 2, wantTotal: 2, wantLimit: 2},
+		{name: "as many assigned as open keeps all", maxConns: 4, open: 4, assigned: 4, wantTotal: 4, wantLimit: 4},
+		{name: "more assigned than the cap keeps the cap", maxConns: 4, open: 4, assigned: 10, wantTotal: 4, wantLimit: 4},
+		{name: "more assigned than open opens nothing", maxConns: 6, open: 2, assigned: 5, wantTotal: 2, wantLimit: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			name := appName(t)
+			p := newPool(t, name, Config{MaxConns: tt.maxConns})
+			openConns(t, p, tt.open)
+
+			p.SetAssigned(t.Context(), tt.assigned)
+
+			assert.EqualValues(t, tt.wantTotal, p.Stat().TotalConns(), "TotalConns after SetAssigned")
+			assert.Equal(t, tt.wantLimit, p.Limit(), "Limit after SetAssigned")
+			assert.Equal(t, Size(tt.assigned, tt.maxConns), p.Limit(), "Limit follows Size")
+			// Closing a connection ends its backend asynchronously.
+			assert.Eventually(t, func() bool { return serverConns(t, name) == tt.wantTotal },
+				10*time.Second, 50*time.Millisecond, "server-side connections of this pool")
+
+			// The pool still works after trimming.
+			c, err := p.Acquire(t.Context())
+			require.NoError(t, err)
+			assert.NoError(t, c.Ping(t.Context()))
+			c.Release()
+		})
+	}
+}
+
+func TestSetAssignedLeavesBusyConnections(t *testing.T) {
+	t.Parallel()
+	name := appName(t)
+	p := newPool(t, name, Config{MaxConns: 3})
+	openConns(t, p, 3)
+	busy, err := p.Acquire(t.Context())
+	require.NoError(t, err)
+
+	p.SetAssigned(t.Context(), 0)
+
+	assert.EqualValues(t, 1, p.Stat().TotalConns(), "only the acquired connection remains")
+	assert.NoError(t, busy.Ping(t.Context()), "a connection in use is not closed under its user")
+	busy.Release()
+}
+
+func TestPoolNeverExceedsMaxConns(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, appName(t), Config{MaxConns: 2})
+	openConns(t, p, 2)
+	a, err := p.Acquire(t.Context())
+	require.NoError(t, err)
+	defer a.Release()
+	b, err := p.Acquire(t.Context())
+	require.NoError(t, err)
+	defer b.Release()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	c, err := p.Acquire(ctx)
+	if err == nil {
+		c.Release()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a third connection waits for one to be released")
+	assert.EqualValues(t, 2, p.Stat().TotalConns())
+}
+
+func TestNewErrorHidesPassword(t *testing.T) {
+	const secret = "s3cr3t-Pa55w0rd"
+	tests := []struct {
+		name string
+		dsn  string
+	}{
+		{name: "url with bad port", dsn: "postgres://sink:" + secret + "@127.0.0.1:notaport/sinkworker"},
+		{name: "url with bad sslmode", dsn: "postgres://sink:" + secret + "@127.0.0.1:5432/sinkworker?sslmode=sometimes"},
+		{name: "url with bad escape", dsn: "postgres://sink:" + secret + "%zz@127.0.0.1/sinkworker"},
+		{name: "keyword value with bad port", dsn: "host=127.0.0.1 port=notaport user=sink password=" + secret},
+		{name: "keyword value unterminated quote", dsn: "host=127.0.0.1 user=sink password='" + secret},
+		{name: "unknown scheme", dsn: "mysql://sink:" + secret + "@127.0.0.1/sinkworker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := New(t.Context(), tt.dsn, "sinkworker/pooltest/bad", Config{MaxConns: 1})
+			if p != nil {
+				p.Close()
+			}
+			require.Error(t, err, "an invalid DSN is rejected")
+			assert.NotContains(t, err.Error(), secret, "the password never reaches the error")
+			assert.NotContains(t, err.Error(), tt.dsn, "the DSN never reaches the error")
+			assert.Contains(t, err.Error(), "DATABASE_URL", "the error names the variable")
+		})
+	}
+}
