@@ -101,8 +101,12 @@ type redriver struct {
 }
 
 func newRedriver(ctx context.Context, cfg Config, log *slog.Logger) (*redriver, error) {
-	w, err := newBase(ctx, cfg, log) // the worker's own pool, tables and checks; no group
+	w, err := newWorker(cfg, log) // the worker's own pool, tables and checks; no group, no HTTP
 	if err != nil {
+		return nil, err
+	}
+	if err := w.openDB(ctx); err != nil {
+		w.closeBase()
 		return nil, err
 	}
 	w.pool.SetAssigned(ctx, 1)

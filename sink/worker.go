@@ -22,6 +22,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/sinkworker/sinkworker/pool"
@@ -47,6 +48,8 @@ type Worker struct {
 	committer *committer
 	columns   map[string]*columnsTable // by topic, SINK_MAPPING=columns only
 	ln        net.Listener             // HTTP, nil when HTTPAddr is empty
+	httpStop  context.CancelFunc
+	httpDone  chan struct{}
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition
@@ -58,7 +61,7 @@ type Worker struct {
 // New connects the pool, creates missing tables, opens the HTTP listener
 // and builds the Kafka client. Nothing is consumed until Run.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err error) {
-	w, err = newBase(ctx, cfg, log)
+	w, err = newWorker(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +70,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 			w.closeBase()
 		}
 	}()
+	// Serve /healthz and /readyz (not ready) while start-up waits for the
+	// database, so probes tell a slow start from a dead process.
 	if cfg.HTTPAddr != "" {
-		if w.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("HTTP_ADDR: %w", err)
+		if err := w.startHTTP(); err != nil {
+			return nil, err
 		}
+	}
+	if err := w.openDB(ctx); err != nil {
+		return nil, err
 	}
 	opts, err := w.kafkaOpts()
 	if err == nil {
@@ -86,9 +94,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	return w, nil
 }
 
-// newBase validates cfg and prepares the database side: the pool, the
-// tables, and in SINK_MAPPING=columns the tables' columns.
-func newBase(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error) {
+// newWorker validates cfg and builds the Worker's in-memory parts.
+func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
 	}
@@ -102,22 +109,53 @@ func newBase(ctx context.Context, cfg Config, log *slog.Logger) (*Worker, error)
 	}
 	w.committer = newCommitter(w)
 	w.metrics.watchHealth(w.health)
-	p, err := pool.New(ctx, cfg.DatabaseURL, ApplicationName(cfg.Group, cfg.Member), cfg.Pool)
+	return w, nil
+}
+
+// openDB prepares the database side: the pool, the tables, and in
+// SINK_MAPPING=columns the tables' columns.
+func (w *Worker) openDB(ctx context.Context) error {
+	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), w.cfg.Pool)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	w.pool = p
 	w.metrics.watchPool(p)
 	if err := w.ensureTables(ctx); err != nil {
-		p.Close()
-		return nil, err
+		return err
 	}
 	if err := w.loadColumns(ctx); err != nil {
-		p.Close()
-		return nil, err
+		return err
 	}
 	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
-	return w, nil
+	return nil
+}
+
+// startHTTP listens on HTTPAddr and serves until stopHTTP.
+func (w *Worker) startHTTP() error {
+	ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	w.ln = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	w.httpStop, w.httpDone = cancel, make(chan struct{})
+	go func() {
+		defer close(w.httpDone)
+		if err := w.serveHTTP(ctx, ln); err != nil {
+			w.log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopHTTP stops the HTTP server and waits for it; a no-op without one.
+func (w *Worker) stopHTTP() {
+	if w.httpStop != nil {
+		w.httpStop()
+		<-w.httpDone
+		w.httpStop = nil
+	}
 }
 
 // closeBase releases what New opened, for a failed start.
@@ -125,10 +163,10 @@ func (w *Worker) closeBase() {
 	if w.cl != nil {
 		w.cl.Close()
 	}
-	if w.ln != nil {
-		w.ln.Close()
+	w.stopHTTP()
+	if w.pool != nil {
+		w.pool.Close()
 	}
-	w.pool.Close()
 }
 
 // ensureTables creates the tables, retrying while the database is
@@ -198,7 +236,8 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID("sinkworker-" + c.Member),
-		kgo.WithLogger(kslog.New(w.log.With("component", "kafka"))),
+		kgo.WithLogger(kslog.New(slog.New(atLeast{w.log.Handler(), kafkaLogLevel(c)}).With("component", "kafka"))),
+		kgo.WithHooks(kprom.NewMetrics("sinkworker_kafka", kprom.Registry(w.metrics.reg))),
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(c.Topics...),
@@ -227,6 +266,29 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 	return append(opts, sec...), nil
 }
 
+// kafkaLogLevel is where the client's own logs start: its info lines (a
+// dozen per rebalance) only at LOG_LEVEL=debug, else warnings and errors.
+func kafkaLogLevel(c Config) slog.Level {
+	if c.SlogLevel() <= slog.LevelDebug {
+		return slog.LevelDebug
+	}
+	return max(c.SlogLevel(), slog.LevelWarn)
+}
+
+// atLeast drops records below min before the handler sees them.
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler { return atLeast{h.Handler.WithAttrs(as), h.min} }
+
+func (h atLeast) WithGroup(name string) slog.Handler { return atLeast{h.Handler.WithGroup(name), h.min} }
+
 // Run consumes until ctx ends or a fatal error, then shuts down in this
 // order: stop polling; flush and commit every partition's batch within
 // ShutdownTimeout; commit offsets to Kafka; leave the group and close the
@@ -236,13 +298,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.Background())
-	if w.ln != nil {
-		wg.Go(func() {
-			if err := w.serveHTTP(bg, w.ln); err != nil {
-				w.log.Error("http server", "err", err)
-			}
-		})
-	}
 	wg.Go(func() { w.committer.loop(bg, commitInterval) })
 	wg.Go(func() {
 		select {
@@ -266,6 +321,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.cl.CloseAllowingRebalance() // leaves the group; revoke finds nothing left to flush
 	stopBG()
 	wg.Wait()
+	w.stopHTTP()
 	w.pool.Close()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
