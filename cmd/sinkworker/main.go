@@ -26,6 +26,7 @@ with the consumed offsets in the same transaction.
 
 Usage:
   sinkworker [run]     run the worker, configured by environment (see README)
+  sinkworker demo      run the whole pipeline on this machine, nothing to set up
   sinkworker audit     check that the database and Kafka agree, per partition
   sinkworker redrive   re-sink dead-lettered records once their cause is fixed
   sinkworker version   print the version
@@ -58,6 +59,8 @@ func run(args []string, stderr io.Writer) int {
 			return exitFor(err)
 		}
 		return runWorker(stderr)
+	case "demo":
+		return runDemo(args, os.Stdout, stderr)
 	case "audit":
 		return runAudit(args, os.Stdout, stderr)
 	case "redrive":
