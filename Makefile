@@ -8,9 +8,10 @@ SHELL := /bin/bash
 build:
 	go build -o bin/sinkworker ./cmd/sinkworker
 
-# The README's test command.
+# The README's test command. -p 1: some end-to-end tests stop PostgreSQL or the broker,
+# which other packages' tests must not see.
 test: services-up
-	eval "$$(scripts/services env)" && go test -race -count=1 -timeout 25m ./...
+	eval "$$(scripts/services env)" && go test -race -count=1 -p 1 -timeout 25m ./...
 
 # Fast tests only: the packages that need no service.
 unit:
