@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"regexp"
@@ -184,6 +185,9 @@ func (c Config) Validate() error {
 	}
 	switch c.SASL.Mechanism {
 	case "":
+		if c.SASL.Username != "" || c.SASL.Password != "" { // else they would be silently unused
+			bad("KAFKA_SASL_MECHANISM: required (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set")
+		}
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.SASL.Username == "" || c.SASL.Password == "" {
 			bad("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: both required with KAFKA_SASL_MECHANISM")
@@ -200,7 +204,15 @@ func (c Config) Validate() error {
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL: required (a pgx connection string)")
 	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
-		bad("DATABASE_URL: not a valid pgx connection string") // the value holds a password: never echo it
+		// The value holds a password: never echo it, nor pgx's error, which
+		// quotes it redacted only on a best-effort basis. A file it names
+		// (sslrootcert, sslcert, sslkey) is safe to name.
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			bad("DATABASE_URL: cannot read %s (named by sslrootcert, sslcert or sslkey): %v", pathErr.Path, pathErr.Err)
+		} else {
+			bad("DATABASE_URL: not a valid pgx connection string")
+		}
 	}
 	for topic, table := range c.TableMap {
 		if !slices.Contains(c.Topics, topic) {

@@ -65,11 +65,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
+	defer func(w *Worker) { // w itself: `return nil, err` sets the named result to nil first
 		if err != nil {
 			w.closeBase()
 		}
-	}()
+	}(w)
 	// Serve /healthz and /readyz (not ready) while start-up waits for the
 	// database, so probes tell a slow start from a dead process.
 	if cfg.HTTPAddr != "" {
@@ -88,6 +88,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	w.committer.cl = w.cl
+	if err := probeKafka(ctx, w.cl, cfg, w.log); err != nil {
+		return nil, err
+	}
 	if err := w.ensureDLQTopics(ctx); err != nil {
 		return nil, err
 	}
@@ -169,13 +172,14 @@ func (w *Worker) closeBase() {
 	}
 }
 
-// ensureTables creates the tables, retrying while the database is
-// unreachable so a worker may start before its database; a fatal error
-// (privilege, schema) returns at once.
+// ensureTables creates the missing tables and checks the role's privileges
+// on them (prepareTables), retrying while the database is unreachable so a
+// worker may start before its database; a fatal error (privilege, schema,
+// login, untrusted server certificate) returns at once.
 func (w *Worker) ensureTables(ctx context.Context) error {
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := EnsureTables(ctx, w.pool, w.cfg)
-		if err != nil && Classify(err) != Transient {
+		err := prepareTables(ctx, w.pool, w.cfg)
+		if err != nil && fatalAtStart(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
 		if err != nil {

@@ -295,7 +295,7 @@ func TestDeadLetterWaitsForAck(t *testing.T) {
 		resp := r.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range r.Topics {
 			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition = rp.Partition
