@@ -67,56 +67,62 @@ func securityOpts(c Config) ([]kgo.Opt, error) {
 	return append(opts, kgo.DialTLSConfig(tc)), nil
 }
 
-// probeKafka sends one metadata request, within kafkaProbeTimeout, so that
-// a rejected SASL login or a TLS certificate either side refuses stops
-// start-up with an error naming the setting to fix (see kafkaAccessError).
-// Brokers that are merely unreachable are logged and left to the client's
-// own retries, so a worker may start before its brokers.
+// probeKafka asks the brokers for metadata, within kafkaProbeTimeout, so
+// that a rejected SASL login, an untrusted broker certificate, or brokers
+// that drop every connection at once (TLS or SASL not matching the
+// listener) stop start-up with an error naming the setting to fix (see
+// kafkaAccessError). Brokers that are merely unreachable are logged and
+// left to the client's own retries, so a worker may start before them.
 func probeKafka(ctx context.Context, cl *kgo.Client, c Config, log *slog.Logger) error {
 	if c.SASL.Mechanism == "PLAIN" && !c.TLS.Enabled {
 		log.Warn("KAFKA_SASL_MECHANISM=PLAIN without KAFKA_TLS_ENABLED sends the password in clear text")
 	}
 	pctx, cancel := context.WithTimeout(ctx, kafkaProbeTimeout)
 	defer cancel()
-	err := cl.Ping(pctx)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
+	for closedAtOnce := 0; ; {
+		err := cl.Ping(pctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		if ferr := kafkaAccessError(err, c); ferr != nil {
+			return ferr
+		}
+		var firstRead *kgo.ErrFirstReadEOF
+		if !errors.As(err, &firstRead) || pctx.Err() != nil {
+			log.Warn("kafka brokers not reachable yet, the client keeps trying", "err", err)
+			return nil
+		}
+		// Once may be a broker shutting down; every time is a mismatch.
+		if closedAtOnce++; closedAtOnce == 3 {
+			return fmt.Errorf("kafka: the brokers close every connection at once: KAFKA_TLS_ENABLED or "+
+				"KAFKA_SASL_MECHANISM does not match the listener in KAFKA_BROKERS: %w", err)
+		}
+		select {
+		case <-pctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
-	if ferr := kafkaAccessError(err, c); ferr != nil {
-		return ferr
-	}
-	log.Warn("kafka brokers not reachable yet, the client keeps trying", "err", err)
-	return nil
 }
 
 // kafkaAccessError maps an error of a request to the brokers to a fatal
-// start-up error when retrying cannot help: the login was rejected or a
-// certificate was refused. Anything else (an outage) gives nil. The error
-// names the mechanism, user and settings, never the password.
+// start-up error when retrying cannot help: the login was rejected, the
+// mechanism is not enabled, or the brokers' certificate is not trusted.
+// Anything else (an outage) gives nil. The error names the mechanism, the
+// user and the settings, never the password.
 func kafkaAccessError(err error, c Config) error {
-	var (
-		alert  tls.AlertError
-		record tls.RecordHeaderError
-	)
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("kafka: the brokers rejected the SASL %s login of user %q "+
 			"(check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD): %w", c.SASL.Mechanism, c.SASL.Username, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
-		return fmt.Errorf("kafka: the brokers do not accept KAFKA_SASL_MECHANISM=%s for this listener: %w",
+		return fmt.Errorf("kafka: the brokers do not accept KAFKA_SASL_MECHANISM=%s on this listener: %w",
 			c.SASL.Mechanism, err)
 	case certificateError(err):
 		return fmt.Errorf("kafka: the brokers' TLS certificate is not trusted "+
 			"(check KAFKA_TLS_CA_FILE and that the certificate names the host in KAFKA_BROKERS): %w", err)
-	case errors.As(err, &alert):
-		return fmt.Errorf("kafka: the brokers refused the TLS handshake "+
-			"(a client certificate they do not trust? check KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE): %w", err)
-	case errors.As(err, &record):
-		return fmt.Errorf("kafka: the brokers do not speak TLS on this address "+
-			"(check KAFKA_TLS_ENABLED and the listener in KAFKA_BROKERS): %w", err)
 	}
 	return nil
 }

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -37,9 +35,8 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
-	if err != nil {
-		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+	cfg, ok := loadConfig(ctx, stderr)
+	if !ok {
 		return 2
 	}
 	rows, err := sink.Audit(ctx, cfg)

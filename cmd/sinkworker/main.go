@@ -91,13 +91,9 @@ func runWorker(stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
-	if err != nil {
-		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+	cfg, ok := loadConfig(ctx, stderr)
+	if !ok {
 		return 2
-	}
-	if cfg.Member == "" {
-		cfg.Member = defaultMember()
 	}
 	log := newLogger(cfg, stderr)
 	w, err := sink.New(ctx, cfg, log)
@@ -116,6 +112,20 @@ func runWorker(stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadConfig reads the environment, the one place main does, and prints
+// every problem; ok is false for a bad setting (exit 2).
+func loadConfig(ctx context.Context, stderr io.Writer) (cfg sink.Config, ok bool) {
+	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
+	if err != nil {
+		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+		return cfg, false
+	}
+	if cfg.Member == "" {
+		cfg.Member = defaultMember()
+	}
+	return cfg, true
 }
 
 func newLogger(cfg sink.Config, out io.Writer) *slog.Logger {

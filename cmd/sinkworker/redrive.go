@@ -10,8 +10,6 @@ import (
 	"sort"
 	"syscall"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -30,13 +28,9 @@ Exit status: 0 when nothing failed again, 1 when some did (they stay in the dead
 func runRedrive(stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cfg, err := sink.LoadConfig(ctx, envconfig.OsLookuper())
-	if err != nil {
-		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
+	cfg, ok := loadConfig(ctx, stderr)
+	if !ok {
 		return 2
-	}
-	if cfg.Member == "" {
-		cfg.Member = defaultMember()
 	}
 	log := newLogger(cfg, stderr)
 	res, err := sink.Redrive(ctx, cfg, log)
