@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: test unit lint services-up services-down bench-drain build
+.PHONY: test unit lint services-up services-down bench-drain bench bench-smoke build
 
 build:
 	go build -o bin/sinkworker ./cmd/sinkworker
@@ -30,3 +30,13 @@ services-down:
 # First figures: drain of 1,000,000 pre-produced records vs the database-only ceiling.
 bench-drain: services-up
 	eval "$$(scripts/services env)" && go run ./bench/drain
+
+# The bench suite (bench/README.md): ceiling, sinkworker sweep, naive consumer, Kafka Connect +
+# Debezium, memory; writes bench/results/<date>-suite.md, .csv, .png. BENCH_FLAGS=-full for the
+# whole sweep, e.g. make bench BENCH_FLAGS="-full -memory-10m".
+bench: services-up
+	eval "$$(scripts/services env)" && go run ./bench/suite $(BENCH_FLAGS)
+
+# The same harness at a tiny size, in seconds (CI runs it so it cannot rot); results in a temp dir.
+bench-smoke: services-up
+	eval "$$(scripts/services env)" && go run ./bench/suite -smoke

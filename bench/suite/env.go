@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// services are the harness's own connections. The database side is a pool,
+// so a PostgreSQL restart (the chaos suite does that) costs a failed query,
+// not the run.
+type services struct {
+	root    string
+	brokers []string
+	dsn     string
+	kafka   *kgo.Client
+	adm     *kadm.Client
+	db      *pgxpool.Pool // application_name bench-suite
+}
+
+const servicesHint = `start them with: scripts/services up && eval "$(scripts/services env)"`
+
+func connect(ctx context.Context, root string) (*services, error) {
+	s := &services{root: root, dsn: os.Getenv("DATABASE_URL")}
+	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
+		s.brokers = strings.Split(b, ",")
+	}
+	if len(s.brokers) == 0 || s.dsn == "" {
+		return nil, errors.New("KAFKA_BROKERS and DATABASE_URL must be set; " + servicesHint)
+	}
+	pc, err := pgxpool.ParseConfig(s.dsn)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid pgx connection string")
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "bench-suite"
+	pc.MaxConns = 4
+	if s.db, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return nil, err
+	}
+	if s.kafka, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.MetadataMinAge(250*time.Millisecond)); err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	s.adm = kadm.NewClient(s.kafka)
+	if err := s.waitUp(ctx, 30*time.Second); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *services) close() {
+	s.kafka.Close()
+	s.db.Close()
+}
+
+// waitUp waits until both services answer, for at most limit.
+func (s *services) waitUp(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for said := false; ; {
+		pgErr := s.db.Ping(ctx)
+		_, kErr := s.adm.ListBrokers(ctx)
+		if pgErr == nil && kErr == nil {
+			if said {
+				logf("services answer again")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("services not reachable after %s (PostgreSQL: %v; Kafka: %v); %s", limit, pgErr, kErr, servicesHint)
+		}
+		if !said {
+			logf("waiting for the services (PostgreSQL: %v; Kafka: %v) ...", pgErr, kErr)
+			said = true
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// fingerprint identifies the running PostgreSQL and broker processes: when
+// it changes during a measurement, someone restarted a service (the chaos
+// suite, security work) and the point is measured again.
+func (s *services) fingerprint(ctx context.Context) string {
+	var pg string
+	if err := s.db.QueryRow(ctx, `SELECT pg_postmaster_start_time()::text`).Scan(&pg); err != nil {
+		pg = "?"
+	}
+	pid, _ := os.ReadFile(filepath.Join(s.root, ".services", "kafka", "kafka.pid"))
+	return "pg " + pg + ", broker pid " + strings.TrimSpace(string(pid))
+}
+
+func (s *services) createTopic(ctx context.Context, topic string, parts int32) error {
+	resp, err := s.adm.CreateTopic(ctx, parts, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		ends, err := s.endOffsets(ctx, topic)
+		if err == nil && len(ends) == int(parts) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s: partitions have no leader after 60s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *services) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	listed, err := s.adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	ends := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	return ends, nil
+}
+
+// committed is the sum of a group's committed Kafka offsets on topic.
+func (s *services) committed(ctx context.Context, group, topic string) (int64, error) {
+	resp, err := s.adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.At > 0 {
+			sum += o.At
+		}
+	})
+	return sum, nil
+}
+
+// dropTable is best effort.
+func (s *services) dropTable(t string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.db.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{t}.Sanitize()); err != nil {
+		logf("cleanup: drop table %s: %v", t, err)
+	}
+}
+
+// dropGroup removes a group's sink_offsets rows and Kafka group, best effort.
+func (s *services) dropGroup(group string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.db.Exec(ctx, "DELETE FROM sink_offsets WHERE consumer_group = $1", group); err != nil && !undefinedTable(err) {
+		logf("cleanup: sink_offsets rows of %s: %v", group, err)
+	}
+	resp, err := s.adm.DeleteGroup(ctx, group)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) && !errors.Is(err, kerr.NonEmptyGroup) {
+		logf("cleanup: delete group %s: %v", group, err)
+	}
+}
+
+func (s *services) dropTopics(topics ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, t := range topics {
+		resp, err := s.adm.DeleteTopic(ctx, t)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			logf("cleanup: delete topic %s: %v", t, err)
+		}
+	}
+}
+
+func undefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
+}
+
+// connsLike counts pg_stat_activity rows whose application_name is LIKE pattern.
+func (s *services) connsLike(ctx context.Context, pattern string) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1`, pattern).Scan(&n)
+	return n, err
+}

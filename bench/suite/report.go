@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"image/color"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+type ceilingResult struct {
+	conns    int
+	time     time.Duration
+	attempts int
+}
+
+func (c ceilingResult) rate(n int) float64 { return rate(int64(n), c.time) }
+
+type report struct {
+	o       options
+	started time.Time
+	root    string
+	total   time.Duration
+
+	machine, postgres, code   string
+	distinctKeys, ceilingRows int
+
+	ceiling  []ceilingResult
+	points   []pointResult
+	naive    []naiveResult
+	dbz      []dbzResult
+	memory   []pointResult
+	phases   []string
+	noise    []string
+	failures []string
+}
+
+func (r *report) timing(phase string, d time.Duration) {
+	r.phases = append(r.phases, fmt.Sprintf("%s %.0f s", phase, d.Seconds()))
+}
+
+func (r *report) failed(label string, err error) {
+	logf("  %s: FAILED: %v", label, err)
+	r.failures = append(r.failures, label+": "+firstLine(err.Error()))
+}
+
+func (r *report) describe(ctx context.Context, s *services) error {
+	model := firstField("/proc/cpuinfo", "model name")
+	mem := firstField("/proc/meminfo", "MemTotal")
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	r.machine = fmt.Sprintf("%d CPUs (%s), %s memory, Linux %s, %s", runtime.NumCPU(), model, humanKB(mem),
+		strings.TrimSpace(string(kernel)), runtime.Version())
+	var ver, sb, sync, fsync, maxc string
+	err := s.db.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('shared_buffers'),
+	current_setting('synchronous_commit'), current_setting('fsync'), current_setting('max_connections')`).Scan(&ver, &sb, &sync, &fsync, &maxc)
+	if err != nil {
+		return fmt.Errorf("read PostgreSQL settings: %w", err)
+	}
+	r.postgres = fmt.Sprintf("PostgreSQL %s (shared_buffers %s, synchronous_commit %s, fsync %s, max_connections %s), same machine", ver, sb, sync, fsync, maxc)
+	rev, _ := exec.CommandContext(ctx, "git", "-C", r.root, "rev-parse", "--short", "HEAD").Output()
+	status, _ := exec.CommandContext(ctx, "git", "-C", r.root, "status", "--porcelain", "--", ".", ":!bench").Output()
+	r.code = "commit " + strings.TrimSpace(string(rev))
+	if n := len(strings.Fields(string(status))); n > 0 {
+		r.code += " with uncommitted changes outside bench/"
+	}
+	return nil
+}
+
+func firstField(path, name string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "?"
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func humanKB(s string) string {
+	var kb float64
+	if _, err := fmt.Sscanf(s, "%f kB", &kb); err != nil {
+		return s
+	}
+	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+}
+
+func command() string {
+	parts := []string{"go", "run", "./bench/suite"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"$`\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// ceilingAt is the ceiling rate at c connections (the nearest measured count at or below).
+func (r *report) ceilingAt(c int) (float64, int) {
+	best, at := 0.0, 0
+	for _, x := range r.ceiling {
+		if x.conns <= c && x.conns >= at {
+			best, at = x.rate(r.o.records), x.conns
+		}
+	}
+	return best, at
+}
+
+// reference is the sinkworker point the ratios use: defaults (POOL 16,
+// BATCH 5000, one worker) at P partitions, i.e. POOL=min(16,P).
+func (r *report) reference(P int) (pointResult, bool) {
+	for _, p := range r.points {
+		if p.parts == P && p.workers == 1 && p.batch == 5000 && p.pool == min(16, P) {
+			return p, true
+		}
+	}
+	// Else the best single-worker point at P.
+	var best pointResult
+	ok := false
+	for _, p := range r.points {
+		if p.parts == P && p.workers == 1 && (!ok || p.rate() > best.rate()) {
+			best, ok = p, true
+		}
+	}
+	return best, ok
+}
+
+func (r *report) markdown(base string) string {
+	o := r.o
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("## Bench suite: sinkworker, the database ceiling, a naive consumer and Kafka Connect + Debezium, %s", r.started.Format("2006-01-02 15:04 MST"))
+	w("")
+	w("Command (module root, after `scripts/services up && eval \"$(scripts/services env)\"`):")
+	w("")
+	w("    %s", command())
+	w("")
+	w("- Machine: %s", r.machine)
+	w("- Database: %s", r.postgres)
+	w("- Broker: Kafka at %s (single node, same machine); every process below shares the same CPUs", os.Getenv("KAFKA_BROKERS"))
+	w("- Code: %s", r.code)
+	w("- Data: %d records per topic, keys drawn uniformly (fixed seed) from %d (%d distinct), values ~%d-byte JSON, no tombstones; one topic per partition count %v, the same records in each", o.records, o.keys, r.distinctKeys, valueSize, o.partitions)
+	w("- Sweep: %s; latency runs of %s at half each point's drain rate; naive consumer for %s", map[bool]string{true: "full", false: "default subset (-full for all)"}[o.full], o.latency, o.naiveTime)
+	w("- Time: %.0f s in all (%s)", r.total.Seconds(), strings.Join(r.phases, ", "))
+	w("- Files: %s.csv (every figure), %s-throughput.png", base, base)
+	w("")
+
+	w("### 1. Ceiling: the writer's unnest upsert straight into PostgreSQL")
+	w("")
+	w("Same rows, batches of 5000 consecutive records of one partition de-duplicated as the writer does, one transaction per batch, connection i writes partitions p with p %% conns == i, from memory, after a CHECKPOINT; %d rows after de-duplication.", r.ceilingRows)
+	w("")
+	w("| connections | time | records/s |")
+	w("| ---: | ---: | ---: |")
+	for _, c := range r.ceiling {
+		w("| %d | %.2f s | %.0f |", c.conns, c.time.Seconds(), c.rate(o.records))
+	}
+	w("")
+
+	w("### 2. sinkworker sweep")
+	w("")
+	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. CPU: user+system of all worker processes; RSS: the largest worker's peak (rusage). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
+	w("")
+	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling at same conns | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, p := range r.points {
+		c, at := r.ceilingAt(max(1, p.conns()))
+		ratio := "-"
+		if c > 0 {
+			ratio = fmt.Sprintf("%.2f (%d)", p.rate()/c, at)
+		}
+		w("| %d | %d | %d | %d | %.0f | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
+			p.rate(), ratio, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
+	}
+	w("")
+
+	w("### 3. Naive consumer (bench/naive)")
+	w("")
+	w("One process, one consumer thread per partition, one shared pool of 10 opened eagerly (HikariCP's default), one transaction per record, Kafka commit after each poll. It runs for %s (or until every record is applied); records/s from the first applied record.", o.naiveTime)
+	w("")
+	w("| partitions | consumer threads | pool | records applied | records/s | peak conns | CPU s | max RSS MiB |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, n := range r.naive {
+		w("| %d | %d | %d | %d | %.0f | %d | %.1f | %.0f |", n.parts, n.consumers, n.pool, n.records, n.rate(), n.peakConns, n.cpu.Seconds(), mib(n.maxRSS))
+	}
+	w("")
+
+	w("### 4. Kafka Connect standalone + Debezium JDBC sink %s", debeziumVersion)
+	w("")
+	if !o.debezium || !o.scenarios["debezium"] {
+		w("Not run (-debezium=false or not in -scenarios).")
+	} else {
+		w("connect-runtime/connect-json 4.3.1 (bench/connect/pom.xml), plugin io.debezium:debezium-connector-jdbc:%s:tar.gz:plugin on plugin.path; JsonConverter with schemas.enable=true on a topic with the same records (same partitions and offsets) in the JSON-with-schema envelope (key struct {key}, value struct {value: io.debezium.data.Json, kafka_partition, kafka_offset, kafka_timestamp: ZonedTimestamp}); insert.mode=upsert, primary.key.mode=record_key into a table of the sink's shape; offset.flush.interval.ms=1000; JVM -Xmx1g. Done when the table holds every key at its highest offset (polled every 250 ms).", debeziumVersion)
+		w("")
+		w("| run | settings | partitions | records/s (from JVM start) | records/s (from first row) | start-up | peak conns | CPU s | max RSS MiB |")
+		w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, d := range r.dbz {
+			if !d.finished {
+				w("| %s | %s | %d | not finished (%d rows) | | | %d | | |", d.name, d.settings, d.parts, d.rowsAtEnd, d.peakConns)
+				continue
+			}
+			w("| %s | %s | %d | %.0f | %.0f | %.1f s | %d | %.1f | %.0f |", d.name, d.settings, d.parts, d.rate(), d.steadyRate(),
+				d.firstRow.Seconds(), d.peakConns, d.cpu.Seconds(), mib(d.maxRSS))
+		}
+	}
+	w("")
+
+	w("### 5. Memory with default settings (16 partitions, POOL 16, BATCH 5000)")
+	w("")
+	if len(r.memory) == 0 {
+		w("Not run.")
+	} else {
+		w("| records | records/s | max RSS MiB | CPU s |")
+		w("| ---: | ---: | ---: | ---: |")
+		for _, m := range r.memory {
+			w("| %d | %.0f | %.0f | %.1f |", m.records, m.rate(), mib(m.maxRSS), m.cpu.Seconds())
+		}
+		if len(r.memory) > 1 {
+			a, z := r.memory[0], r.memory[len(r.memory)-1]
+			w("")
+			w("Peak RSS at %d records is %.2fx that at %d.", z.records, float64(z.maxRSS)/float64(max(1, a.maxRSS)), a.records)
+		}
+		if !slices.Contains(o.memory, 10_000_000) {
+			w("")
+			w("10,000,000 records were not run (-memory-10m).")
+		}
+	}
+	w("")
+
+	w("### Summary")
+	w("")
+	for _, line := range r.summary() {
+		w("- %s", line)
+	}
+	w("")
+	if len(r.noise) > 0 {
+		w("### Noise and reruns")
+		w("")
+		w("A failed measurement, or one during which PostgreSQL's start time or the broker's pid changed (other work restarts them), was measured again:")
+		w("")
+		for _, n := range r.noise {
+			w("- %s", n)
+		}
+		w("")
+	}
+	if len(r.failures) > 0 {
+		w("### Failed")
+		w("")
+		for _, f := range r.failures {
+			w("- %s", f)
+		}
+		w("")
+	}
+	w("Every process (broker, PostgreSQL, the harness, the system under test) runs on the same %d CPUs: figures compare designs on this machine, not absolute capacity. Run-to-run variation on such a machine is easily 10-30%%.", runtime.NumCPU())
+	return b.String()
+}
+
+func (r *report) summary() []string {
+	var out []string
+	// sink / ceiling, for every partition count, the default settings.
+	for _, P := range r.o.partitions {
+		p, ok := r.reference(P)
+		if !ok {
+			continue
+		}
+		c, at := r.ceilingAt(max(1, p.conns()))
+		if c > 0 {
+			out = append(out, fmt.Sprintf("**sink / ceiling** at %d partitions (%s): **%.2f** (%.0f / %.0f records/s at %d connections)", P, p.point, p.rate()/c, p.rate(), c, at))
+		}
+	}
+	if len(r.ceiling) > 0 && len(r.points) > 0 {
+		best := slices.MaxFunc(r.points, func(a, b pointResult) int { return cmpF(a.rate(), b.rate()) })
+		topC := slices.MaxFunc(r.ceiling, func(a, b ceilingResult) int { return cmpF(a.rate(r.o.records), b.rate(r.o.records)) })
+		out = append(out, fmt.Sprintf("best sink point %s: %.0f records/s = %.2f of the best ceiling (%.0f at %d connections)", best.point, best.rate(), best.rate()/topC.rate(r.o.records), topC.rate(r.o.records), topC.conns))
+	}
+	for _, d := range r.dbz {
+		if !d.finished {
+			continue
+		}
+		if p, ok := r.reference(d.parts); ok {
+			out = append(out, fmt.Sprintf("**sink / Debezium %s** at %d partitions: **%.2f** from process start (%.0f / %.0f records/s); %.2f excluding both start-ups (%.0f / %.0f)",
+				d.name, d.parts, p.rate()/d.rate(), p.rate(), d.rate(), rate(int64(p.records), p.drain-p.firstCommit)/d.steadyRate(), rate(int64(p.records), p.drain-p.firstCommit), d.steadyRate()))
+		}
+	}
+	for _, n := range r.naive {
+		if p, ok := r.reference(n.parts); ok {
+			out = append(out, fmt.Sprintf("**sink / naive** at %d partitions: **%.1f** (%.0f / %.0f records/s)", n.parts, p.rate()/n.rate(), p.rate(), n.rate()))
+		}
+	}
+	// Connections at 64 partitions.
+	const P = 64
+	var conns []string
+	if p, ok := r.reference(P); ok {
+		conns = append(conns, fmt.Sprintf("sinkworker (POOL_MAX_CONNS=%d, 1 worker) measured %d; with k workers at most min(64, k x POOL_MAX_CONNS)", p.pool, p.peakConns))
+	} else {
+		conns = append(conns, "sinkworker: max(1, min(assigned partitions, POOL_MAX_CONNS)) per worker, so at most min(64, 16 x workers) with the default cap")
+	}
+	for _, n := range r.naive {
+		if n.parts == P {
+			conns = append(conns, fmt.Sprintf("naive consumer measured %d per process (pool of 10 whatever the partitions; 64 one-thread replicas would hold 640)", n.peakConns))
+		}
+	}
+	for _, d := range r.dbz {
+		what := "tasks.max=1: 5 to 32 (c3p0 min/max) whatever the partitions"
+		if d.name == "tuned" {
+			what = "tasks.max=64 with a pool of 1-2 per task: 64 to 128"
+		}
+		conns = append(conns, fmt.Sprintf("Debezium %s: measured %d at %d partitions; at 64 by design %s", d.name, d.peakConns, d.parts, what))
+	}
+	out = append(out, "**Connections at 64 partitions**: "+strings.Join(conns, "; "))
+	// Pool sizing.
+	for _, P := range r.o.partitions {
+		var cands []pointResult
+		for _, p := range r.points {
+			if p.parts == P && p.workers == 1 && p.batch == 5000 {
+				cands = append(cands, p)
+			}
+		}
+		if len(cands) == 0 {
+			continue
+		}
+		best := slices.MaxFunc(cands, func(a, b pointResult) int { return cmpF(a.rate(), b.rate()) })
+		slices.SortFunc(cands, func(a, b pointResult) int { return a.pool - b.pool })
+		for _, c := range cands {
+			if c.rate() >= 0.95*best.rate() {
+				out = append(out, fmt.Sprintf("**pool sizing** at %d partitions: POOL_MAX_CONNS=%d (%.0f records/s, within 5%% of the best %.0f at POOL_MAX_CONNS=%d)", P, c.pool, c.rate(), best.rate(), best.pool))
+				break
+			}
+		}
+	}
+	return out
+}
+
+func cmpF(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (r *report) csv() [][]string {
+	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts"}}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+	i := strconv.Itoa
+	for _, c := range r.ceiling {
+		rows = append(rows, []string{"ceiling", "", "", i(c.conns), "5000", "unnest upsert", i(r.o.records), f(c.time.Seconds()), f(c.rate(r.o.records)), i(c.conns), "", "", "", "", "", i(c.attempts)})
+	}
+	for _, p := range r.points {
+		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), i(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
+			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts)})
+	}
+	for _, n := range r.naive {
+		rows = append(rows, []string{"naive", i(n.parts), "1", i(n.pool), "1", "one tx per record", strconv.FormatInt(n.records, 10), f(n.seconds), f(n.rate()), i(n.peakConns), f(n.cpu.Seconds()), f(mib(n.maxRSS)), "", "", "", i(n.attempts)})
+	}
+	for _, d := range r.dbz {
+		rows = append(rows, []string{"debezium-" + d.name, i(d.parts), "", "", "", d.settings, i(d.records), f(d.total.Seconds()), f(d.rate()), i(d.peakConns), f(d.cpu.Seconds()), f(mib(d.maxRSS)), "", "", "", i(d.attempts)})
+	}
+	for _, m := range r.memory {
+		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), i(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
+	}
+	return rows
+}
+
+// plotThroughput: records/s against database connections, the ceiling and
+// one line per partition count (single worker, batch 5000).
+func (r *report) plotThroughput(path string) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Drain of %d records: records/s vs connections", r.o.records)
+	p.X.Label.Text = "database connections (POOL_MAX_CONNS, capped by partitions)"
+	p.Y.Label.Text = "records/s"
+	p.Legend.Top = true
+	var lines []any
+	if len(r.ceiling) > 0 {
+		xy := plotter.XYs{}
+		for _, c := range r.ceiling {
+			xy = append(xy, plotter.XY{X: float64(c.conns), Y: c.rate(r.o.records)})
+		}
+		lines = append(lines, "ceiling (DB only)", xy)
+	}
+	for _, P := range r.o.partitions {
+		xy := plotter.XYs{}
+		for _, pt := range r.points {
+			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 {
+				xy = append(xy, plotter.XY{X: float64(pt.pool), Y: pt.rate()})
+			}
+		}
+		if len(xy) > 0 {
+			lines = append(lines, fmt.Sprintf("sinkworker, %d partitions", P), xy)
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	for _, n := range r.naive {
+		s, err := plotter.NewScatter(plotter.XYs{{X: float64(n.peakConns), Y: n.rate()}})
+		if err == nil {
+			s.Color = color.RGBA{R: 200, A: 255}
+			p.Add(s)
+			p.Legend.Add(fmt.Sprintf("naive, %d partitions", n.parts), s)
+		}
+	}
+	p.Y.Min = 0
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+}
+
+func (r *report) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, r.started.Format("2006-01-02")+"-"+r.o.name)
+	md := r.markdown(filepath.Base(base))
+	fmt.Println()
+	fmt.Print(md)
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(base + ".csv")
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(f)
+	_ = cw.WriteAll(r.csv())
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := r.plotThroughput(base + "-throughput.png"); err != nil {
+		logf("plot: %v", err)
+	}
+	logf("results: %s.md, .csv, -throughput.png", base)
+	return nil
+}
