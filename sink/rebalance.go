@@ -1,0 +1,125 @@
+package sink
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// assigned starts a goroutine for each newly assigned partition, after
+// letting the pool grow to the new assignment.
+func (w *Worker) assigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.health.setJoined()
+	var started []*partition
+	for topic, ps := range added {
+		if w.parts[topic] == nil {
+			w.parts[topic] = map[int32]*partition{}
+		}
+		for _, id := range ps {
+			if w.parts[topic][id] != nil {
+				continue // already running: never two goroutines for one partition
+			}
+			p := newPartition(w, topic, id)
+			w.parts[topic][id] = p
+			started = append(started, p)
+		}
+	}
+	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
+	n := w.countLocked()
+	w.pool.SetAssigned(context.Background(), n)
+	w.metrics.assigned.Set(float64(n))
+	w.metrics.rebalances.WithLabelValues("assigned").Inc()
+	for _, p := range started {
+		go p.run()
+	}
+	w.log.Info("partitions assigned", "added", added, "assigned", n)
+}
+
+// revoked finishes the revoked partitions' batches (within revokeBudget),
+// commits their offsets to Kafka, and shrinks the pool, all before the
+// rebalance proceeds.
+func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return
+	}
+	w.drop(revoked, func(p *partition) { p.stop(min(revokeBudget, w.cfg.ShutdownTimeout)) })
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	w.committer.commit(cctx, revoked)
+	w.metrics.rebalances.WithLabelValues("revoked").Inc()
+	w.log.Info("partitions revoked", "revoked", revoked, "assigned", w.count())
+}
+
+// lost abandons the lost partitions at once: another member may own them
+// already, and the database keeps their offsets.
+func (w *Worker) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost) == 0 {
+		return
+	}
+	w.drop(lost, (*partition).abandon)
+	w.committer.take(lost) // never commit for partitions we no longer own
+	w.metrics.rebalances.WithLabelValues("lost").Inc()
+	w.log.Warn("partitions lost", "lost", lost, "assigned", w.count())
+}
+
+// drop stops the given partitions with stop, concurrently, forgets them,
+// clears their fetch pauses and shrinks the pool.
+func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
+	w.mu.Lock()
+	var stopping []*partition
+	for topic, ps := range parts {
+		for _, id := range ps {
+			if p := w.parts[topic][id]; p != nil {
+				stopping = append(stopping, p)
+				delete(w.parts[topic], id)
+			}
+		}
+	}
+	n := w.countLocked()
+	w.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range stopping {
+		wg.Go(func() { stop(p) })
+	}
+	wg.Wait()
+	for _, p := range stopping {
+		w.health.forget(p.key())
+		w.metrics.lag.DeleteLabelValues(p.topic, p.label)
+		w.metrics.lastCommit.DeleteLabelValues(p.topic, p.label)
+	}
+	w.cl.ResumeFetchPartitions(parts)
+	w.pool.SetAssigned(context.Background(), n)
+	w.metrics.assigned.Set(float64(n))
+}
+
+// stopAll finishes every partition within budget (shutdown).
+func (w *Worker) stopAll(budget time.Duration) {
+	w.mu.Lock()
+	all := map[string][]int32{}
+	for topic, ps := range w.parts {
+		for id := range ps {
+			all[topic] = append(all[topic], id)
+		}
+	}
+	w.mu.Unlock()
+	w.drop(all, func(p *partition) { p.stop(budget) })
+}
+
+func (w *Worker) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.countLocked()
+}
+
+func (w *Worker) countLocked() int {
+	n := 0
+	for _, ps := range w.parts {
+		n += len(ps)
+	}
+	return n
+}
