@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -89,7 +90,29 @@ func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	p.assigned = assigned
 	limit := min(assigned, p.maxConns)
 	p.mu.Unlock()
+	p.trim(ctx, limit)
+	// An Acquire cancelled while dialling (a partition stopped mid-wait)
+	// still finishes its connection and leaves it idle: wait for those,
+	// briefly, and trim again.
+	for i := 0; i < 100 && p.Stat().ConstructingConns() > 0; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.trim(ctx, p.idleLimit())
+}
 
+// idleLimit is min(assigned, MaxConns): what the pool keeps when idle.
+func (p *Pool) idleLimit() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return min(p.assigned, p.maxConns)
+}
+
+// trim closes idle connections beyond limit.
+func (p *Pool) trim(ctx context.Context, limit int) {
 	excess := int(p.Stat().TotalConns()) - limit
 	if excess <= 0 {
 		return

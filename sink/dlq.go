@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,11 +62,28 @@ func (w *Worker) deadLetter(ctx context.Context, bad []badRecord) error {
 }
 
 // ensureDLQTopics creates missing dead-letter topics with their source
-// topic's partition count (the largest, for one shared DLQ_TOPIC).
+// topic's partition count (the largest, for one shared DLQ_TOPIC). An
+// unreachable broker is an outage, not a reason to exit: it waits, with
+// backoff, until ctx ends; other errors (authorization) return at once.
 func (w *Worker) ensureDLQTopics(ctx context.Context) error {
 	if w.cfg.ErrorPolicy != "dlq" {
 		return nil
 	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := w.createDLQTopics(ctx)
+		var opErr *net.OpError
+		if err != nil && !errors.As(err, &opErr) && !kerr.IsRetriable(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		if err != nil {
+			w.log.Warn("brokers not reachable yet to check the dead-letter topics, retrying", "err", err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
+	return err
+}
+
+func (w *Worker) createDLQTopics(ctx context.Context) error {
 	adm := kadm.NewClient(w.cl)
 	details, err := adm.ListTopics(ctx, w.cfg.Topics...)
 	if err != nil {
