@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: test unit lint services-up services-down bench-drain bench bench-smoke build
+.PHONY: test unit lint services-up services-down bench-drain bench bench-smoke chaos-full build
 
 build:
 	go build -o bin/sinkworker ./cmd/sinkworker
@@ -40,3 +40,7 @@ bench: services-up
 # The same harness at a tiny size, in seconds (CI runs it so it cannot rot); results in a temp dir.
 bench-smoke: services-up
 	eval "$$(scripts/services env)" && go run ./bench/suite -smoke
+
+# The chaos suite at full size (make test runs the CI size); see chaos/README.md.
+chaos-full: services-up
+	eval "$$(scripts/services env)" && CHAOS_SIZE=full go test -count=1 -timeout 3h -v ./chaos/

@@ -172,7 +172,13 @@ func plan(sz size, rng *rand.Rand) ([]step, []infraStep) {
 		}
 		steps = append(steps, s)
 	}
-	// Random gaps, scaled so the last step lands freeze+5 s before the end.
+	spread(steps, sz, rng)
+	return steps, planInfra(sz, rng)
+}
+
+// spread sets the steps' times: random gaps, scaled so the first step comes
+// 3 s into the fault phase and the last freeze+5 s before its end.
+func spread(steps []step, sz size, rng *rand.Rand) {
 	span := sz.faults - sz.freeze - 8*time.Second
 	var acc float64
 	gaps := make([]float64, len(steps))
@@ -185,7 +191,11 @@ func plan(sz size, rng *rand.Rand) ([]step, []infraStep) {
 		at += gaps[i]
 		steps[i].at = 3*time.Second + time.Duration(at/acc*float64(span))
 	}
+}
 
+// planInfra draws the service restarts' times, uniformly over the fault
+// phase but early enough that a broker restart (~15 s) ends inside it.
+func planInfra(sz size, rng *rand.Rand) []infraStep {
 	var infra []infraStep
 	window := sz.faults - 25*time.Second // a broker restart takes ~15 s
 	for range sz.dbRestarts {
@@ -195,7 +205,7 @@ func plan(sz size, rng *rand.Rand) ([]step, []infraStep) {
 		infra = append(infra, infraStep{at: 2*time.Second + time.Duration(rng.Float64()*float64(window)), kind: "broker-restart"})
 	}
 	slices.SortFunc(infra, func(a, b infraStep) int { return int(a.at - b.at) })
-	return steps, infra
+	return infra
 }
 
 // injectFaults runs the schedule: membership faults and service restarts in
