@@ -64,7 +64,9 @@ func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster,
 	return c, cfg, db
 }
 
-// wtProduce writes n records to each partition of the topic.
+// wtProduce writes n records to each partition of the topic. Keys are the
+// partition's own, as with Kafka's key partitioner: a key shared by two
+// partitions would make their upserts wait on each other's row locks.
 func wtProduce(t *testing.T, brokers []string, topic string, partitions int32, n int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -73,7 +75,7 @@ func wtProduce(t *testing.T, brokers []string, topic string, partitions int32, n
 	for p := range partitions {
 		for i := range n {
 			cl.Produce(t.Context(), &kgo.Record{Topic: topic, Partition: p,
-				Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, `{"p":%d,"i":%d}`, p, i)}, nil)
+				Key: fmt.Appendf(nil, "p%d-k%d", p, i), Value: fmt.Appendf(nil, `{"p":%d,"i":%d}`, p, i)}, nil)
 		}
 	}
 	require.NoError(t, cl.Flush(t.Context()))
@@ -299,7 +301,7 @@ func TestDeadLetterWaitsForAck(t *testing.T) {
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code // retriable, like an under-replicated DLQ
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
