@@ -102,12 +102,6 @@ func (p *partition) fill(b *batch.Batch, now time.Time) {
 	}
 }
 
-func (p *partition) queued() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queue)
-}
-
 // run is the partition's goroutine.
 func (p *partition) run() {
 	defer close(p.done)
