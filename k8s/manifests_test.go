@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -136,22 +137,40 @@ type rendered struct {
 	scaledObject   *scaledObject
 }
 
+// kustomizeMu serialises kustomize runs: krusty keeps package-level state
+// (its OpenAPI schema and plugin registries) that concurrent runs race on,
+// which `go test -race` reports when parallel tests build at the same time.
+var kustomizeMu sync.Mutex
+
 // build runs kustomize (as a library, like `kustomize build dir`) and
 // decodes every resource strictly.
 func build(t *testing.T, dir string) rendered {
 	t.Helper()
 	abs, err := filepath.Abs(dir)
 	require.NoError(t, err)
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
-	require.NoError(t, err, "kustomize build %s", dir)
+	type doc struct {
+		kind, name string
+		yaml       []byte
+	}
+	docs := func() []doc {
+		kustomizeMu.Lock()
+		defer kustomizeMu.Unlock()
+		rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
+		require.NoError(t, err, "kustomize build %s", dir)
+		var docs []doc
+		for _, res := range rm.Resources() {
+			data, err := res.AsYAML()
+			require.NoError(t, err)
+			docs = append(docs, doc{res.GetKind(), res.GetName(), data})
+		}
+		return docs
+	}()
 
 	r := rendered{configMaps: map[string]*corev1.ConfigMap{}}
-	for _, res := range rm.Resources() {
-		data, err := res.AsYAML()
-		require.NoError(t, err)
-		name := dir + ": " + res.GetKind() + "/" + res.GetName()
-		r.kinds = append(r.kinds, res.GetKind())
-		switch obj := decodeStrict(t, name, data).(type) {
+	for _, d := range docs {
+		name := dir + ": " + d.kind + "/" + d.name
+		r.kinds = append(r.kinds, d.kind)
+		switch obj := decodeStrict(t, name, d.yaml).(type) {
 		case *appsv1.Deployment:
 			require.Nil(t, r.deployment, "%s: one Deployment expected", dir)
 			r.deployment = obj
