@@ -82,6 +82,9 @@ type Config struct {
 	DLQTopic string `env:"DLQ_TOPIC"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
 	HTTPAddr string `env:"HTTP_ADDR, default=:9090"`
+	// HTTPPprof adds Go's /debug/pprof/ profiles to the HTTP server (off by
+	// default: profiles reveal internals and cost CPU while taken).
+	HTTPPprof bool `env:"HTTP_PPROF, default=false"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=30s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.

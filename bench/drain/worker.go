@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -222,6 +223,9 @@ func joinInts(xs []int64) string {
 // stopWorker sends SIGTERM and waits for a clean exit.
 func stopWorker(cmd *exec.Cmd, exited <-chan struct{}, r *report) error {
 	start := time.Now()
+	// The worker's own peak (VmHWM) before it stops: ru_maxrss is not, as on
+	// Linux exec records the forking parent's peak (this harness) in it.
+	r.workerMaxRSS = peakRSS(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM: %w", err)
 	}
@@ -235,9 +239,6 @@ func stopWorker(cmd *exec.Cmd, exited <-chan struct{}, r *report) error {
 	r.shutdownTime = time.Since(start)
 	r.exitCode = cmd.ProcessState.ExitCode()
 	r.workerCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.workerMaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
-	}
 	logf("worker exited with status %d %s after SIGTERM", r.exitCode, r.shutdownTime.Round(time.Millisecond))
 	if r.exitCode != 0 {
 		return fmt.Errorf("the worker exited with status %d after SIGTERM, want 0", r.exitCode)
@@ -286,4 +287,22 @@ func tail(path string, n int) string {
 	lines := issues(path)
 	lines = lines[max(0, len(lines)-n):]
 	return "worker log (" + path + ", last lines):\n  " + strings.Join(lines, "\n  ")
+}
+
+// peakRSS is a running process's peak resident set (VmHWM in
+// /proc/<pid>/status), bytes; 0 when it cannot be read.
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }

@@ -300,41 +300,44 @@ func suite(ctx context.Context, o options) error {
 	}
 	b.rep.timing("pre-produce", time.Since(phase))
 
-	// 1. Ceiling, at every connection count the sweep uses, on the widest topic.
+	// 1. Ceiling: per partition count, on that topic's records (de-duplication
+	// depends on how keys fall into partitions), at every connection count the
+	// sweep uses there.
 	phase = time.Now()
-	widest := layouts[slices.Max(o.partitions)]
-	conns := []int{}
-	for _, c := range []int{1, 2, 4, 8} {
-		if c <= widest.parts {
-			conns = append(conns, c)
+	for _, P := range o.partitions {
+		if !o.scenarios["ceiling"] {
+			break
 		}
-	}
-	for _, p := range pts {
-		if c := min(p.conns(), widest.parts); !slices.Contains(conns, c) {
-			conns = append(conns, c)
+		l := layouts[P]
+		conns := []int{}
+		for _, c := range []int{1, 2, 4, 8, 16, P} {
+			if c <= P && !slices.Contains(conns, c) {
+				conns = append(conns, c)
+			}
 		}
-	}
-	slices.Sort(conns)
-	perPart, rows := buildBatches(b.d, widest, 5000)
-	b.rep.ceilingRows = rows
-	if !o.scenarios["ceiling"] {
-		conns = nil
-	}
-	for _, c := range conns {
-		var res ceilingResult
-		err := b.retry(ctx, fmt.Sprintf("ceiling, %d connections", c), func() error {
-			table := fmt.Sprintf("bench_suite_%s_%d", b.stamp, b.nextID())
-			defer s.dropTable(table)
-			d, err := ceilingRun(ctx, s, b.d, widest, perPart, c, table)
-			res = ceilingResult{conns: c, time: d}
-			return err
-		}, func(a int) { res.attempts = a })
-		if err != nil {
-			b.rep.failed("ceiling "+strconv.Itoa(c), err)
-			continue
+		for _, p := range pts {
+			if c := min(p.conns(), P); p.parts == P && !slices.Contains(conns, c) {
+				conns = append(conns, c)
+			}
 		}
-		logf("  ceiling %d connections: %.0f records/s", c, res.rate(o.records))
-		b.rep.ceiling = append(b.rep.ceiling, res)
+		slices.Sort(conns)
+		perPart, rows := buildBatches(b.d, l, 5000)
+		for _, c := range conns {
+			res := ceilingResult{parts: P, conns: c, rows: rows}
+			err := b.retry(ctx, fmt.Sprintf("ceiling, %d partitions, %d connections", P, c), func() error {
+				table := fmt.Sprintf("bench_suite_%s_%d", b.stamp, b.nextID())
+				defer s.dropTable(table)
+				d, err := ceilingRun(ctx, s, b.d, l, perPart, c, table)
+				res.time = d
+				return err
+			}, func(a int) { res.attempts = a })
+			if err != nil {
+				b.rep.failed(fmt.Sprintf("ceiling %d/%d", P, c), err)
+				continue
+			}
+			logf("  ceiling %d partitions, %d connections: %.0f records/s (%d rows)", P, c, res.rate(o.records), rows)
+			b.rep.ceiling = append(b.rep.ceiling, res)
+		}
 	}
 	b.rep.timing("ceiling", time.Since(phase))
 

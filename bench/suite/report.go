@@ -23,7 +23,9 @@ import (
 )
 
 type ceilingResult struct {
+	parts    int // the topic's partition count: its records, its de-duplication
 	conns    int
+	rows     int // rows written after in-batch de-duplication
 	time     time.Duration
 	attempts int
 }
@@ -36,8 +38,8 @@ type report struct {
 	root    string
 	total   time.Duration
 
-	machine, postgres, code   string
-	distinctKeys, ceilingRows int
+	machine, postgres, code string
+	distinctKeys            int
 
 	ceiling  []ceilingResult
 	points   []pointResult
@@ -113,11 +115,12 @@ func command() string {
 	return strings.Join(parts, " ")
 }
 
-// ceilingAt is the ceiling rate at c connections (the nearest measured count at or below).
-func (r *report) ceilingAt(c int) (float64, int) {
+// ceilingAt is the ceiling rate on the P-partition topic at c connections
+// (the nearest measured count at or below).
+func (r *report) ceilingAt(P, c int) (float64, int) {
 	best, at := 0.0, 0
 	for _, x := range r.ceiling {
-		if x.conns <= c && x.conns >= at {
+		if x.parts == P && x.conns <= c && x.conns >= at {
 			best, at = x.rate(r.o.records), x.conns
 		}
 	}
@@ -165,12 +168,12 @@ func (r *report) markdown(base string) string {
 
 	w("### 1. Ceiling: the writer's unnest upsert straight into PostgreSQL")
 	w("")
-	w("Same rows, batches of 5000 consecutive records of one partition de-duplicated as the writer does, one transaction per batch, connection i writes partitions p with p %% conns == i, from memory, after a CHECKPOINT; %d rows after de-duplication.", r.ceilingRows)
+	w("Per partition count, the records of that topic (keys fall into partitions as the producer put them, so in-batch de-duplication differs: rows written below), batches of 5000 consecutive records of one partition de-duplicated as the writer does, one transaction per batch, connection i writes partitions p with p %% conns == i, from memory, after a CHECKPOINT. records/s counts records, as the sink's figures do.")
 	w("")
-	w("| connections | time | records/s |")
-	w("| ---: | ---: | ---: |")
+	w("| partitions | connections | rows written | time | records/s |")
+	w("| ---: | ---: | ---: | ---: | ---: |")
 	for _, c := range r.ceiling {
-		w("| %d | %.2f s | %.0f |", c.conns, c.time.Seconds(), c.rate(o.records))
+		w("| %d | %d | %d | %.2f s | %.0f |", c.parts, c.conns, c.rows, c.time.Seconds(), c.rate(o.records))
 	}
 	w("")
 
@@ -178,10 +181,10 @@ func (r *report) markdown(base string) string {
 	w("")
 	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. CPU: user+system of all worker processes; RSS: the largest worker's peak (rusage). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
 	w("")
-	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling at same conns | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
+	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
 	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, p := range r.points {
-		c, at := r.ceilingAt(max(1, p.conns()))
+		c, at := r.ceilingAt(p.parts, max(1, p.conns()))
 		ratio := "-"
 		if c > 0 {
 			ratio = fmt.Sprintf("%.2f (%d)", p.rate()/c, at)
@@ -280,15 +283,22 @@ func (r *report) summary() []string {
 		if !ok {
 			continue
 		}
-		c, at := r.ceilingAt(max(1, p.conns()))
+		c, at := r.ceilingAt(P, max(1, p.conns()))
 		if c > 0 {
 			out = append(out, fmt.Sprintf("**sink / ceiling** at %d partitions (%s): **%.2f** (%.0f / %.0f records/s at %d connections)", P, p.point, p.rate()/c, p.rate(), c, at))
 		}
 	}
 	if len(r.ceiling) > 0 && len(r.points) > 0 {
 		best := slices.MaxFunc(r.points, func(a, b pointResult) int { return cmpF(a.rate(), b.rate()) })
-		topC := slices.MaxFunc(r.ceiling, func(a, b ceilingResult) int { return cmpF(a.rate(r.o.records), b.rate(r.o.records)) })
-		out = append(out, fmt.Sprintf("best sink point %s: %.0f records/s = %.2f of the best ceiling (%.0f at %d connections)", best.point, best.rate(), best.rate()/topC.rate(r.o.records), topC.rate(r.o.records), topC.conns))
+		var topC ceilingResult
+		for _, c := range r.ceiling {
+			if c.parts == best.parts && c.rate(r.o.records) > topC.rate(r.o.records) {
+				topC = c
+			}
+		}
+		if topC.conns > 0 {
+			out = append(out, fmt.Sprintf("best sink point %s: %.0f records/s = %.2f of the best ceiling at %d partitions (%.0f at %d connections)", best.point, best.rate(), best.rate()/topC.rate(r.o.records), best.parts, topC.rate(r.o.records), topC.conns))
+		}
 	}
 	for _, d := range r.dbz {
 		if !d.finished {
@@ -363,7 +373,7 @@ func (r *report) csv() [][]string {
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 	i := strconv.Itoa
 	for _, c := range r.ceiling {
-		rows = append(rows, []string{"ceiling", "", "", i(c.conns), "5000", "unnest upsert", i(r.o.records), f(c.time.Seconds()), f(c.rate(r.o.records)), i(c.conns), "", "", "", "", "", i(c.attempts)})
+		rows = append(rows, []string{"ceiling", i(c.parts), "", i(c.conns), "5000", "unnest upsert, " + i(c.rows) + " rows", i(r.o.records), f(c.time.Seconds()), f(c.rate(r.o.records)), i(c.conns), "", "", "", "", "", i(c.attempts)})
 	}
 	for _, p := range r.points {
 		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), i(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
@@ -390,15 +400,17 @@ func (r *report) plotThroughput(path string) error {
 	p.Y.Label.Text = "records/s"
 	p.Legend.Top = true
 	var lines []any
-	if len(r.ceiling) > 0 {
-		xy := plotter.XYs{}
-		for _, c := range r.ceiling {
-			xy = append(xy, plotter.XY{X: float64(c.conns), Y: c.rate(r.o.records)})
-		}
-		lines = append(lines, "ceiling (DB only)", xy)
-	}
 	for _, P := range r.o.partitions {
 		xy := plotter.XYs{}
+		for _, c := range r.ceiling {
+			if c.parts == P {
+				xy = append(xy, plotter.XY{X: float64(c.conns), Y: c.rate(r.o.records)})
+			}
+		}
+		if len(xy) > 0 {
+			lines = append(lines, fmt.Sprintf("ceiling (DB only), %d partitions", P), xy)
+		}
+		xy = plotter.XYs{}
 		for _, pt := range r.points {
 			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 {
 				xy = append(xy, plotter.XY{X: float64(pt.pool), Y: pt.rate()})

@@ -90,7 +90,11 @@ func startProc(ctx context.Context, bin string, args, env []string, logPath stri
 }
 
 // stop sends SIGTERM and waits up to grace, then kills the process group.
+// maxRSS is the process's own peak (VmHWM, read just before SIGTERM): the
+// rusage figure is not, as on Linux exec records the forking parent's peak
+// (this harness, which holds the dataset) in the child's ru_maxrss.
 func (p *proc) stop(grace time.Duration) (exitCode int, cpu time.Duration, maxRSS int64) {
+	maxRSS = peakRSS(p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -100,10 +104,25 @@ func (p *proc) stop(grace time.Duration) (exitCode int, cpu time.Duration, maxRS
 	}
 	st := p.cmd.ProcessState
 	cpu = st.UserTime() + st.SystemTime()
-	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-		maxRSS = ru.Maxrss * 1024
-	}
 	return st.ExitCode(), cpu, maxRSS
+}
+
+// peakRSS is a running process's peak resident set (VmHWM in
+// /proc/<pid>/status), bytes; 0 when it cannot be read.
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }
 
 func (p *proc) kill() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -102,4 +103,37 @@ func TestMetricsMove(t *testing.T) {
 	assert.Equal(t, -1.0, sum(after, "sinkworker_retries_total", "", ""), "no retry, so no retries series")
 	assert.Positive(t, sum(after, "sinkworker_kafka_read_bytes_total", "", ""), "franz-go's client metrics (kprom)")
 	w.stop()
+}
+
+// TestPprofOptIn: Go's profiles are served only when HTTP_PPROF is true.
+func TestPprofOptIn(t *testing.T) {
+	t.Parallel()
+	pool := db(t)
+	topic := newTopic(t, 1)
+	get := func(w *worker, path string) (int, string) {
+		resp, err := http.Get("http://" + w.addr + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	for _, on := range []bool{false, true} {
+		table := uniq("t")
+		dropTable(t, pool, table)
+		env := map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": uniq("g"), "SINK_TABLE_MAP": topic + "=" + table}
+		if on {
+			env["HTTP_PPROF"] = "true"
+		}
+		w := startWorker(t, "w1", env)
+		require.Eventually(t, func() bool { n, err := w.assigned(); return err == nil && n == 1 }, 30*time.Second, 50*time.Millisecond)
+		code, body := get(w, "/debug/pprof/heap?debug=1")
+		if on {
+			assert.Equal(t, http.StatusOK, code)
+			assert.Contains(t, body, "heap profile:")
+		} else {
+			assert.Equal(t, http.StatusNotFound, code, "profiles are opt-in")
+		}
+		w.stop()
+	}
 }
