@@ -82,15 +82,17 @@ func bulkRun(b *testing.B, url string, m bulkMethod, size int) {
 	tag := fmt.Sprintf("%s_%d_%08x", m.name, size, rand.Uint32())
 	table, offsets := "bench_bulk_"+tag, "bench_bulk_offsets_"+tag
 	cfg := Config{
-		Topics:            []string{bulkTopic},
-		Group:             bulkGroup,
-		Mode:              ModeUpsert,
-		Mapping:           MappingJSONB,
-		DeleteOnTombstone: true,
-		MaxRecordBytes:    4 << 20,
-		ErrorPolicy:       "dlq",
-		OffsetsTable:      offsets,
-		TableMap:          map[string]string{bulkTopic: table},
+		Topics:                 []string{bulkTopic},
+		Group:                  bulkGroup,
+		Mode:                   ModeUpsert,
+		Mapping:                MappingJSONB,
+		DeleteOnTombstone:      true,
+		MaxRecordBytes:         4 << 20,
+		BufferMaxBytes:         64 << 20,
+		FetchMaxPartitionBytes: 256 << 10,
+		ErrorPolicy:            "dlq",
+		OffsetsTable:           offsets,
+		TableMap:               map[string]string{bulkTopic: table},
 	}
 
 	admin := bulkConnect(b, ctx, url)

@@ -47,6 +47,11 @@ type Config struct {
 	// (a crashed or frozen process) before moving its partitions. Kafka
 	// bounds it with group.min/max.session.timeout.ms (6s-30m by default).
 	SessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT, default=45s"`
+	// FetchMaxPartitionBytes caps what one fetch returns for one partition
+	// (Kafka's max.partition.fetch.bytes; 1 MiB there). A partition may
+	// overshoot its share of SINK_BUFFER_MAX_BYTES by one such fetch,
+	// decompressed, so the default is smaller: 256 KiB.
+	FetchMaxPartitionBytes int32 `env:"KAFKA_FETCH_MAX_PARTITION_BYTES, default=262144"`
 	// SASL and TLS settings for the brokers.
 	SASL SASLConfig
 	TLS  TLSConfig
@@ -66,6 +71,11 @@ type Config struct {
 	// MaxRecordBytes dead-letters (class too_large) a record whose key and
 	// value exceed it. Default 4 MiB.
 	MaxRecordBytes int `env:"SINK_MAX_RECORD_BYTES, default=4194304"`
+	// BufferMaxBytes bounds the memory of records fetched and not yet
+	// written, across all assigned partitions: each partition gets an equal
+	// share and pauses its fetching when it holds more (records count for
+	// their key, value and a fixed overhead, see heldSize). Default 64 MiB.
+	BufferMaxBytes int `env:"SINK_BUFFER_MAX_BYTES, default=67108864"`
 	// OffsetsTable is where consumed offsets live (may be schema-qualified).
 	OffsetsTable string `env:"SINK_OFFSETS_TABLE, default=sink_offsets"`
 	// Member names this process in application_name and the Kafka client
@@ -183,6 +193,9 @@ func (c Config) Validate() error {
 	if c.StartOffset != "earliest" && c.StartOffset != "latest" {
 		bad("KAFKA_START_OFFSET: must be earliest or latest, got %q", c.StartOffset)
 	}
+	if c.FetchMaxPartitionBytes < 1024 {
+		bad("KAFKA_FETCH_MAX_PARTITION_BYTES: must be at least 1024, got %d", c.FetchMaxPartitionBytes)
+	}
 	if c.SessionTimeout < time.Second {
 		bad("KAFKA_SESSION_TIMEOUT: must be at least 1s, got %s", c.SessionTimeout)
 	}
@@ -233,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes < 1 {
 		bad("SINK_MAX_RECORD_BYTES: must be at least 1, got %d", c.MaxRecordBytes)
+	}
+	if c.BufferMaxBytes < 1<<20 {
+		bad("SINK_BUFFER_MAX_BYTES: must be at least 1048576 (1 MiB), got %d", c.BufferMaxBytes)
 	}
 	if _, err := ParseIdentifier(c.OffsetsTable); err != nil {
 		bad("SINK_OFFSETS_TABLE: %v", err)

@@ -28,9 +28,11 @@ type partition struct {
 
 	mu     sync.Mutex
 	queue  []*kgo.Record // handed over by the poll loop, not yet batched
-	qbytes int
-	paused bool  // fetching paused because the queue is full
-	hwm    int64 // the partition's high watermark at the last fetch
+	qbytes int           // batch.Size of the queue
+	held   int           // heldSize of every record offered and not yet written (queue, batch, in flight)
+	share  int           // this partition's part of SINK_BUFFER_MAX_BYTES
+	paused bool          // fetching paused until the goroutine catches up
+	hwm    int64         // the partition's high watermark at the last fetch
 
 	wake   chan struct{} // capacity 1: something was queued
 	quit   chan struct{} // closed: flush everything held, then return
@@ -56,19 +58,32 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 	}
 }
 
-// offer queues records for the partition's goroutine without blocking. When
-// the queue holds more than two batches' worth, fetching of the partition is
-// paused until the goroutine catches up (franz-go issue 811: a blocking send
-// here would stall rebalances), so memory stays bounded.
-func (p *partition) offer(records []*kgo.Record, highWatermark int64) {
+// recordOverhead is what a fetched record costs in memory beyond its key
+// and value: the kgo.Record (about 160 bytes), its framing in the
+// decompressed batch and its share of the compressed fetch it came in.
+const recordOverhead = 256
+
+// heldSize is a record's estimated memory, counted against
+// SINK_BUFFER_MAX_BYTES.
+func heldSize(r *kgo.Record) int { return batch.Size(r) + recordOverhead }
+
+// offer queues records for the partition's goroutine without blocking.
+// Fetching of the partition is paused (franz-go issue 811: a blocking send
+// here would stall rebalances) when the queue holds two batches' worth, or
+// when the partition holds more than share, its part of the worker-wide
+// SINK_BUFFER_MAX_BYTES; so memory stays bounded however many partitions
+// are assigned.
+func (p *partition) offer(records []*kgo.Record, highWatermark int64, share int) {
 	p.mu.Lock()
 	p.hwm = highWatermark
+	p.share = share
 	p.queue = append(p.queue, records...)
 	for _, r := range records {
 		p.qbytes += batch.Size(r)
+		p.held += heldSize(r)
 	}
 	pol := p.w.cfg.Batch
-	if !p.paused && (len(p.queue) >= 2*pol.MaxRecords || p.qbytes >= 2*pol.MaxBytes) {
+	if !p.paused && (len(p.queue) >= 2*pol.MaxRecords || p.qbytes >= 2*pol.MaxBytes || p.held >= p.share) {
 		p.paused = true
 		p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
 	}
@@ -80,8 +95,11 @@ func (p *partition) offer(records []*kgo.Record, highWatermark int64) {
 }
 
 // fill moves queued records into b until b is full or the queue is empty,
-// and resumes fetching once the queue is down to one batch's worth.
-func (p *partition) fill(b *batch.Batch, now time.Time) {
+// and resumes fetching once the queue is down to one batch's worth and the
+// partition holds at most half its share. It reports whether b should be
+// written now without waiting for BATCH_LINGER: fetching is paused and
+// nothing is queued, so b cannot grow until it is written.
+func (p *partition) fill(b *batch.Batch, now time.Time) (starved bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -95,8 +113,24 @@ func (p *partition) fill(b *batch.Batch, now time.Time) {
 	if len(p.queue) == 0 {
 		p.queue = nil
 	}
+	p.maybeResumeLocked()
+	return p.paused && len(p.queue) == 0 && b.Len() > 0
+}
+
+// release forgets records written (or given up on) from what the
+// partition holds, and resumes fetching if that was what held it back.
+func (p *partition) release(records []*kgo.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range records {
+		p.held -= heldSize(r)
+	}
+	p.maybeResumeLocked()
+}
+
+func (p *partition) maybeResumeLocked() {
 	pol := p.w.cfg.Batch
-	if p.paused && len(p.queue) <= pol.MaxRecords && p.qbytes <= pol.MaxBytes {
+	if p.paused && len(p.queue) <= pol.MaxRecords && p.qbytes <= pol.MaxBytes && p.held <= p.share/2 {
 		p.paused = false
 		p.w.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.id}})
 	}
@@ -109,8 +143,8 @@ func (p *partition) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		p.fill(b, time.Now())
-		if b.Due(time.Now()) {
+		starved := p.fill(b, time.Now())
+		if starved || b.Due(time.Now()) {
 			if !p.flush(b) {
 				return
 			}
@@ -153,6 +187,7 @@ func (p *partition) finish(b *batch.Batch) {
 // writes and commits nothing more until it is revoked.
 func (p *partition) flush(b *batch.Batch) bool {
 	records := b.Take()
+	defer p.release(records)
 	first, last := records[0].Offset, records[len(records)-1].Offset
 	op := func() (Result, error) {
 		start := time.Now()

@@ -259,6 +259,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		// stalled the drain for seconds (bench/drain: 0.40 -> 0.82 of the
 		// ceiling with 250 ms).
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		kgo.FetchMaxPartitionBytes(c.FetchMaxPartitionBytes),
 		// Dead-letter produces: acks=all and idempotent (the defaults), and
 		// bounded, so an unreachable DLQ surfaces as a transient error.
 		kgo.RecordDeliveryTimeout(30 * time.Second),
@@ -356,12 +357,13 @@ func (w *Worker) poll(ctx context.Context) {
 			w.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		w.mu.Lock()
+		share := w.cfg.BufferMaxBytes / max(1, w.countLocked())
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
 				return
 			}
 			if p := w.parts[fp.Topic][fp.Partition]; p != nil {
-				p.offer(fp.Records, fp.HighWatermark)
+				p.offer(fp.Records, fp.HighWatermark, share)
 			} // else: revoked since the fetch; its records are not ours to process
 		})
 		w.mu.Unlock()

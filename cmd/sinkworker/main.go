@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"regexp"
 	"runtime/debug"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/sinkworker/sinkworker/sink"
@@ -96,6 +98,14 @@ func runWorker(stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	// In a container, the GC works harder near the memory limit rather than
+	// let the heap reach it: GOMEMLIMIT becomes 90% of the cgroup's limit
+	// (unless GOMEMLIMIT is set; AUTOMEMLIMIT=off disables it).
+	if limit, err := memlimit.Set(); err != nil {
+		log.Debug("no container memory limit applied", "err", err)
+	} else if limit < math.MaxInt64 {
+		log.Info("memory limit", "gomemlimit_bytes", limit)
+	}
 	w, err := sink.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("start-up failed", "err", err)
