@@ -258,7 +258,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		if len(upserts) > 0 {
 			n, err := tx.CopyFrom(ctx, stage, stageCols, pgx.CopyFromSlice(len(upserts), func(i int) ([]any, error) {
 				r := upserts[i]
-				return []any{keyOf(r), r.Value, r.Offset, r.Timestamp}, nil
+				return []any{string(r.Key), r.Value, r.Offset, r.Timestamp}, nil
 			}))
 			if err != nil {
 				return fmt.Errorf("copy: copy: %w", err)
@@ -273,11 +273,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 			write.Queue(mergeSQL, w.partition).Exec(func(ct pgconn.CommandTag) error { upserted = ct; return nil })
 		}
 		if len(deletes) > 0 {
-			keys := make([]*string, len(deletes))
-			for i, r := range deletes {
-				keys[i] = keyOf(r)
-			}
-			write.Queue(w.deleteSQL, keys)
+			write.Queue(w.deleteSQL, textArray(deletes, recordKey))
 		}
 		if write.Len() > 0 {
 			if err := tx.SendBatch(ctx, &write).Close(); err != nil {
