@@ -179,18 +179,19 @@ func (r *report) markdown(base string) string {
 
 	w("### 2. sinkworker sweep")
 	w("")
-	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. CPU: user+system of all worker processes; RSS: the largest worker's peak (rusage). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
+	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. After start-up: records committed after the first poll showing a commit, over the time since. CPU: user+system of all worker processes; RSS: the largest worker's peak resident set (VmHWM, read before SIGTERM). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
 	w("")
-	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
-	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, p := range r.points {
 		c, at := r.ceilingAt(p.parts, max(1, p.conns()))
-		ratio := "-"
+		ratio, steady := "-", fmt.Sprintf("%.0f", p.steadyRate())
 		if c > 0 {
 			ratio = fmt.Sprintf("%.2f (%d)", p.rate()/c, at)
+			steady += fmt.Sprintf(" (%.2f)", p.steadyRate()/c)
 		}
-		w("| %d | %d | %d | %d | %.0f | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
-			p.rate(), ratio, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
+		w("| %d | %d | %d | %d | %.0f | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
+			p.rate(), ratio, steady, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
 	}
 	w("")
 
@@ -285,7 +286,8 @@ func (r *report) summary() []string {
 		}
 		c, at := r.ceilingAt(P, max(1, p.conns()))
 		if c > 0 {
-			out = append(out, fmt.Sprintf("**sink / ceiling** at %d partitions (%s): **%.2f** (%.0f / %.0f records/s at %d connections)", P, p.point, p.rate()/c, p.rate(), c, at))
+			out = append(out, fmt.Sprintf("**sink / ceiling** at %d partitions (%s): **%.2f** (%.0f / %.0f records/s at %d connections); %.2f leaving out the worker's start-up (%.0f records/s after its first commit at %.1f s)",
+				P, p.point, p.rate()/c, p.rate(), c, at, p.steadyRate()/c, p.steadyRate(), p.firstCommit.Seconds()))
 		}
 	}
 	if len(r.ceiling) > 0 && len(r.points) > 0 {
@@ -306,7 +308,7 @@ func (r *report) summary() []string {
 		}
 		if p, ok := r.reference(d.parts); ok {
 			out = append(out, fmt.Sprintf("**sink / Debezium %s** at %d partitions: **%.2f** from process start (%.0f / %.0f records/s); %.2f excluding both start-ups (%.0f / %.0f)",
-				d.name, d.parts, p.rate()/d.rate(), p.rate(), d.rate(), rate(int64(p.records), p.drain-p.firstCommit)/d.steadyRate(), rate(int64(p.records), p.drain-p.firstCommit), d.steadyRate()))
+				d.name, d.parts, p.rate()/d.rate(), p.rate(), d.rate(), p.steadyRate()/d.steadyRate(), p.steadyRate(), d.steadyRate()))
 		}
 	}
 	for _, n := range r.naive {
@@ -369,7 +371,7 @@ func cmpF(a, b float64) int {
 }
 
 func (r *report) csv() [][]string {
-	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts"}}
+	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts", "first_commit_s", "steady_records_per_s"}}
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 	i := strconv.Itoa
 	for _, c := range r.ceiling {
@@ -377,7 +379,7 @@ func (r *report) csv() [][]string {
 	}
 	for _, p := range r.points {
 		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), i(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
-			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts)})
+			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts), f(p.firstCommit.Seconds()), f(p.steadyRate())})
 	}
 	for _, n := range r.naive {
 		rows = append(rows, []string{"naive", i(n.parts), "1", i(n.pool), "1", "one tx per record", strconv.FormatInt(n.records, 10), f(n.seconds), f(n.rate()), i(n.peakConns), f(n.cpu.Seconds()), f(mib(n.maxRSS)), "", "", "", i(n.attempts)})

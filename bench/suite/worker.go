@@ -50,7 +50,8 @@ type pointResult struct {
 	point
 	records     int
 	drain       time.Duration // first worker start to every offset in sink_offsets
-	firstCommit time.Duration
+	firstCommit time.Duration // start to the first poll showing a commit
+	firstCount  int64         // records committed at that poll
 	peakConns   int
 	cpu         time.Duration // all worker processes, user+system
 	maxRSS      int64         // largest peak RSS of one worker process, bytes
@@ -64,6 +65,15 @@ type pointResult struct {
 }
 
 func (r pointResult) rate() float64 { return rate(int64(r.records), r.drain) }
+
+// steadyRate leaves start-up out: records committed after the first poll
+// that showed a commit, over the time since.
+func (r pointResult) steadyRate() float64 {
+	if r.firstCount >= int64(r.records) { // all of it at the first poll: nothing to leave out
+		return r.rate()
+	}
+	return rate(int64(r.records)-r.firstCount, r.drain-r.firstCommit)
+}
 
 // proc is one running child process (a worker, naive consumer or Connect).
 type proc struct {
@@ -250,7 +260,7 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset, l *layout, e
 			r.peakConns = max(r.peakConns, c)
 			committed, elapsed := sum(next), now.Sub(start)
 			if committed > 0 && r.firstCommit == 0 {
-				r.firstCommit = elapsed
+				r.firstCommit, r.firstCount = elapsed, committed
 			}
 			if committed >= total {
 				r.drain = elapsed
