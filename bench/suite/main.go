@@ -73,7 +73,7 @@ func run() int {
 	fs.IntVar(&o.records, "records", 1_000_000, "records pre-produced to each topic")
 	fs.IntVar(&o.keys, "keys", 0, "key space (default records/5: keys repeat)")
 	fs.StringVar(&parts, "partitions", "1,4,16,64", "partition counts of the sweep (one topic each)")
-	fs.BoolVar(&o.full, "full", false, "the whole sweep: partitions x workers {1,2,4} x POOL_MAX_CONNS {1,2,4,8,P} x BATCH_MAX_RECORDS {100,1000,5000}")
+	fs.BoolVar(&o.full, "full", false, "the whole sweep: partitions x workers {1,2,4} x POOL_MAX_CONNS {1,2,4,8,16,P} x BATCH_MAX_RECORDS {100,1000,5000}")
 	fs.BoolVar(&o.smoke, "smoke", false, "a tiny run in seconds (CI): 2000 records, 4 partitions, 2 points, no Debezium, no memory scenario; results to a temp dir")
 	fs.DurationVar(&o.latency, "latency", 5*time.Second, "length of each point's latency run at half its drain rate (0: none)")
 	fs.DurationVar(&o.naiveTime, "naive-time", 20*time.Second, "how long the naive consumer runs (it is slow: one transaction per record)")
@@ -180,7 +180,7 @@ func sweep(o options) []point {
 		seen[p] = true
 		pts = append(pts, p)
 	}
-	pools := func(P int) []int { return []int{1, 2, 4, 8, P} }
+	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P} } // 16: the default POOL_MAX_CONNS
 	if o.smoke {
 		P := slices.Max(o.partitions)
 		add(point{P, 1, 1, 5000})
@@ -200,7 +200,7 @@ func sweep(o options) []point {
 		return pts
 	}
 	for _, P := range o.partitions {
-		for _, pool := range append(pools(P), 16) { // 16: the default POOL_MAX_CONNS
+		for _, pool := range pools(P) {
 			add(point{P, 1, pool, 5000})
 		}
 	}

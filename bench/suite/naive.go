@@ -71,10 +71,12 @@ func (b *bench) runNaive(ctx context.Context, l *layout, dur time.Duration) (nai
 			if c, err := s.connsLike(ctx, app); err == nil {
 				r.peakConns = max(r.peakConns, c)
 			}
+			// It exits by itself, so its VmHWM is read while it runs.
+			r.maxRSS = max(r.maxRSS, peakRSS(p.cmd.Process.Pid))
 		}
 	}
 	code, cpu, rss := p.stop(time.Second)
-	r.cpu, r.maxRSS = cpu, rss
+	r.cpu, r.maxRSS = cpu, max(r.maxRSS, rss)
 	if code != 0 {
 		return r, fmt.Errorf("naive consumer exited with status %d\n%s", code, tail(out, 20))
 	}
