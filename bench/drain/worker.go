@@ -8,12 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sinkworker/sinkworker/bench/internal/rss"
 )
 
 // pollInterval is how often the harness reads sink_offsets and
@@ -225,7 +226,7 @@ func stopWorker(cmd *exec.Cmd, exited <-chan struct{}, r *report) error {
 	start := time.Now()
 	// The worker's own peak (VmHWM) before it stops: ru_maxrss is not, as on
 	// Linux exec records the forking parent's peak (this harness) in it.
-	r.workerMaxRSS = peakRSS(cmd.Process.Pid)
+	r.workerMaxRSS = rss.Peak(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM: %w", err)
 	}
@@ -287,22 +288,4 @@ func tail(path string, n int) string {
 	lines := issues(path)
 	lines = lines[max(0, len(lines)-n):]
 	return "worker log (" + path + ", last lines):\n  " + strings.Join(lines, "\n  ")
-}
-
-// peakRSS is a running process's peak resident set (VmHWM in
-// /proc/<pid>/status), bytes; 0 when it cannot be read.
-func peakRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sinkworker/sinkworker/bench/internal/rss"
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -72,11 +73,11 @@ func (b *bench) runNaive(ctx context.Context, l *layout, dur time.Duration) (nai
 				r.peakConns = max(r.peakConns, c)
 			}
 			// It exits by itself, so its VmHWM is read while it runs.
-			r.maxRSS = max(r.maxRSS, peakRSS(p.cmd.Process.Pid))
+			r.maxRSS = max(r.maxRSS, rss.Peak(p.cmd.Process.Pid))
 		}
 	}
-	code, cpu, rss := p.stop(time.Second)
-	r.cpu, r.maxRSS = cpu, max(r.maxRSS, rss)
+	code, cpu, peak := p.stop(time.Second)
+	r.cpu, r.maxRSS = cpu, max(r.maxRSS, peak)
 	if code != 0 {
 		return r, fmt.Errorf("naive consumer exited with status %d\n%s", code, tail(out, 20))
 	}

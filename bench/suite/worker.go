@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sinkworker/sinkworker/bench/internal/rss"
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -104,7 +105,7 @@ func startProc(ctx context.Context, bin string, args, env []string, logPath stri
 // rusage figure is not, as on Linux exec records the forking parent's peak
 // (this harness, which holds the dataset) in the child's ru_maxrss.
 func (p *proc) stop(grace time.Duration) (exitCode int, cpu time.Duration, maxRSS int64) {
-	maxRSS = peakRSS(p.cmd.Process.Pid)
+	maxRSS = rss.Peak(p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -115,24 +116,6 @@ func (p *proc) stop(grace time.Duration) (exitCode int, cpu time.Duration, maxRS
 	st := p.cmd.ProcessState
 	cpu = st.UserTime() + st.SystemTime()
 	return st.ExitCode(), cpu, maxRSS
-}
-
-// peakRSS is a running process's peak resident set (VmHWM in
-// /proc/<pid>/status), bytes; 0 when it cannot be read.
-func peakRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }
 
 func (p *proc) kill() {
@@ -278,9 +261,9 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset, l *layout, e
 	}
 drained:
 	for _, p := range procs {
-		code, cpu, rss := p.stop(60 * time.Second)
+		code, cpu, peak := p.stop(60 * time.Second)
 		r.cpu += cpu
-		r.maxRSS, r.sumRSS = max(r.maxRSS, rss), r.sumRSS+rss
+		r.maxRSS, r.sumRSS = max(r.maxRSS, peak), r.sumRSS+peak
 		r.logLines += len(lines(p.log))
 		if code != 0 {
 			return r, fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", code, tail(p.log, 20))
