@@ -5,8 +5,13 @@
 // pgxpool cannot be resized, but it opens connections lazily, so the bound
 // holds by construction as long as each partition goroutine holds at most one
 // connection at a time: the pool's MaxConns is the cap, and SetAssigned closes
-// idle connections beyond the new size after a revocation. Build one with New,
-// acquire through Pool.Acquire (the embedded *pgxpool.Pool), and Close it last.
+// idle connections beyond the new size after a revocation. Connections can
+// come back to the pool after that trim (a dial or a ping that outlived its
+// cancelled Acquire, pgxpool's health check holding the idle ones for a
+// moment), so the pool also closes idle excess every trimEvery: the bound is
+// level-triggered, not only checked when the assignment changes. Build one
+// with New, acquire through Pool.Acquire (the embedded *pgxpool.Pool), and
+// Close it last.
 package pool
 
 import (
@@ -42,6 +47,11 @@ func Size(assigned, maxConns int) int {
 	return max(1, min(assigned, maxConns))
 }
 
+// trimEvery is how often the pool closes idle connections beyond its
+// limit that came back after SetAssigned trimmed. Checking costs one lock of
+// the pool's state; closing happens only when there is an excess.
+const trimEvery = 100 * time.Millisecond
+
 // Pool is a pgxpool sized by Size. It is safe for concurrent use.
 type Pool struct {
 	*pgxpool.Pool
@@ -49,6 +59,10 @@ type Pool struct {
 
 	mu       sync.Mutex
 	assigned int
+
+	stop      chan struct{} // closed by Close: ends the trimming goroutine
+	stopOnce  sync.Once
+	trimmerWG sync.WaitGroup
 }
 
 // New opens a pool on the pgx connection string dsn (nothing is dialled
@@ -65,11 +79,45 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 	pc.MaxConns = int32(cfg.MaxConns)
 	pc.MinConns = 0 // connections only for partitions actually writing
 	pc.ConnConfig.RuntimeParams["application_name"] = applicationName
-	p, err := pgxpool.NewWithConfig(ctx, pc)
+	// No ping on acquire. pgxpool pings a connection idle for over a second
+	// in a goroutine that outlives a cancelled Acquire and then puts the
+	// connection back idle: a partition stopped during that ping (a zombie
+	// waking up to find its partitions lost) returned five connections to
+	// a pool with nothing assigned, after the trim (full chaos run, seed
+	// 1795599432623589832). A dead connection now fails at BEGIN instead,
+	// which the partition retries like any database outage, on a new one.
+	pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	pp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
-	return &Pool{Pool: p, maxConns: cfg.MaxConns}, nil
+	p := &Pool{Pool: pp, maxConns: cfg.MaxConns, stop: make(chan struct{})}
+	p.trimmerWG.Go(p.keepTrimmed)
+	return p, nil
+}
+
+// Close stops the trimming and closes every connection. It may be called
+// more than once.
+func (p *Pool) Close() {
+	p.stopOnce.Do(func() { close(p.stop) })
+	p.trimmerWG.Wait()
+	p.Pool.Close()
+}
+
+// keepTrimmed closes idle connections beyond min(assigned, MaxConns) every
+// trimEvery until Close: whatever returned a connection after the last
+// SetAssigned, the excess lives at most one tick.
+func (p *Pool) keepTrimmed() {
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.trim(context.Background(), p.idleLimit())
+		}
+	}
 }
 
 // Limit is the number of connections the pool may hold now.
@@ -85,23 +133,15 @@ func (p *Pool) Limit() int {
 // never exceed the partition count however many replicas run. Call it after
 // the goroutines of revoked partitions have stopped (so their connections
 // are idle) and before the goroutines of newly assigned partitions start.
+// A connection still busy now (an Acquire cancelled while dialling finishes
+// its connection and leaves it idle) is closed by the trimming goroutine
+// when it comes back.
 func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	p.mu.Lock()
 	p.assigned = assigned
 	limit := min(assigned, p.maxConns)
 	p.mu.Unlock()
 	p.trim(ctx, limit)
-	// An Acquire cancelled while dialling (a partition stopped mid-wait)
-	// still finishes its connection and leaves it idle: wait for those,
-	// briefly, and trim again.
-	for i := 0; i < 100 && p.Stat().ConstructingConns() > 0; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	p.trim(ctx, p.idleLimit())
 }
 
 // idleLimit is min(assigned, MaxConns): what the pool keeps when idle.
@@ -111,7 +151,9 @@ func (p *Pool) idleLimit() int {
 	return min(p.assigned, p.maxConns)
 }
 
-// trim closes idle connections beyond limit.
+// trim closes idle connections beyond limit. It holds every idle connection
+// for a moment, so a partition acquiring just then may dial one more: the
+// next tick closes that one.
 func (p *Pool) trim(ctx context.Context, limit int) {
 	excess := int(p.Stat().TotalConns()) - limit
 	if excess <= 0 {

@@ -227,6 +227,51 @@ func TestSetAssignedLeavesBusyConnections(t *testing.T) {
 	assert.EqualValues(t, 1, p.Stat().TotalConns(), "only the acquired connection remains")
 	assert.NoError(t, busy.Ping(t.Context()), "a connection in use is not closed under its user")
 	busy.Release()
+
+	// Back in the pool after the trim, it is above the limit: closed too.
+	assert.Eventually(t, func() bool { return p.Stat().TotalConns() == 0 },
+		10*trimEvery, trimEvery/4, "a connection released after SetAssigned(0) is closed")
+	assert.Eventually(t, func() bool { return serverConns(t, name) == 0 },
+		10*time.Second, 50*time.Millisecond, "server-side connections of this pool")
+}
+
+// TestLateConnectionsAreTrimmed returns connections to a pool that has
+// already shrunk, the way a dial or a ping that outlived its cancelled
+// Acquire does, and sees the excess closed while the pool stays usable.
+func TestLateConnectionsAreTrimmed(t *testing.T) {
+	t.Parallel()
+	name := appName(t)
+	p := newPool(t, name, Config{MaxConns: 6})
+	p.SetAssigned(t.Context(), 2)
+	conns := make([]*pgxpool.Conn, 5)
+	for i := range conns {
+		var err error
+		conns[i], err = p.Acquire(t.Context())
+		require.NoError(t, err)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+
+	assert.Eventually(t, func() bool { return p.Stat().TotalConns() == 2 },
+		10*trimEvery, trimEvery/4, "idle connections beyond the 2 assigned are closed")
+	assert.Eventually(t, func() bool { return serverConns(t, name) == 2 },
+		10*time.Second, 50*time.Millisecond, "server-side connections of this pool")
+	time.Sleep(3 * trimEvery)
+	assert.EqualValues(t, 2, p.Stat().TotalConns(), "connections within the limit are kept")
+
+	c, err := p.Acquire(t.Context())
+	require.NoError(t, err)
+	assert.NoError(t, c.Ping(t.Context()))
+	c.Release()
+}
+
+func TestCloseTwice(t *testing.T) {
+	t.Parallel()
+	p, err := New(t.Context(), databaseURL(t), appName(t), Config{MaxConns: 1})
+	require.NoError(t, err)
+	p.Close()
+	assert.NotPanics(t, p.Close, "Close is idempotent")
 }
 
 func TestPoolNeverExceedsMaxConns(t *testing.T) {
