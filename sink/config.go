@@ -97,6 +97,16 @@ type Config struct {
 	HTTPPprof bool `env:"HTTP_PPROF, default=false"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=30s"`
+	// TxIdleTimeout ends a batch transaction whose worker stops talking to
+	// the database mid-batch (frozen, or cut off by the network), which
+	// would otherwise hold its partition's offsets row lock, and stall the
+	// partition's new owner, until the server's TCP keepalive notices: two
+	// hours by default. PostgreSQL's idle_in_transaction_session_timeout,
+	// set for each batch transaction (so PgBouncer in transaction mode
+	// passes it); 0 leaves the server's setting. A batch is idle in its
+	// transaction only while it waits for the dead-letter topic, so it must
+	// exceed dlqDeliveryTimeout.
+	TxIdleTimeout time.Duration `env:"SINK_TX_IDLE_TIMEOUT, default=60s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
 	LogLevel  string `env:"LOG_LEVEL, default=info"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
@@ -275,6 +285,10 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.TxIdleTimeout != 0 && c.TxIdleTimeout <= dlqDeliveryTimeout {
+		bad("SINK_TX_IDLE_TIMEOUT: must be 0 (the server's setting) or longer than the dead-letter delivery timeout %s, got %s",
+			dlqDeliveryTimeout, c.TxIdleTimeout)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

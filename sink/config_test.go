@@ -95,6 +95,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{variable: "DLQ_TOPIC", got: cfg.DLQTopic, want: ""},
 		{variable: "HTTP_ADDR", got: cfg.HTTPAddr, want: ":9090"},
 		{variable: "SHUTDOWN_TIMEOUT", got: cfg.ShutdownTimeout, want: 30 * time.Second},
+		{variable: "SINK_TX_IDLE_TIMEOUT", got: cfg.TxIdleTimeout, want: 60 * time.Second},
 		{variable: "LOG_LEVEL", got: cfg.LogLevel, want: "info"},
 		{variable: "LOG_FORMAT", got: cfg.LogFormat, want: "json"},
 	}
@@ -162,10 +163,11 @@ func TestLoadConfigValues(t *testing.T) {
 				"HTTP_PPROF": "true", "KAFKA_FETCH_MAX_PARTITION_BYTES": "65536",
 				"SINK_MEMBER": "pod-1", "BATCH_MAX_RECORDS": "10", "BATCH_MAX_BYTES": "2048", "BATCH_LINGER": "0s",
 				"POOL_MAX_CONNS": "3", "ERROR_POLICY": "stop", "DLQ_TOPIC": "dead", "HTTP_ADDR": "",
-				"SHUTDOWN_TIMEOUT": "5s", "LOG_LEVEL": "debug", "LOG_FORMAT": "text",
+				"SHUTDOWN_TIMEOUT": "5s", "LOG_LEVEL": "debug", "LOG_FORMAT": "text", "SINK_TX_IDLE_TIMEOUT": "0s",
 			},
 			check: func(t *testing.T, cfg Config) {
 				assert.Equal(t, "g1", cfg.Group)
+				assert.Zero(t, cfg.TxIdleTimeout, "0 leaves the server's setting")
 				assert.Equal(t, "latest", cfg.StartOffset)
 				assert.Equal(t, 10*time.Second, cfg.SessionTimeout)
 				assert.Equal(t, SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}, cfg.SASL)
@@ -238,6 +240,7 @@ func TestLoadConfigErrors(t *testing.T) {
 				"DLQ_TOPIC":                       "bad dlq!",
 				"HTTP_ADDR":                       "9090",
 				"SHUTDOWN_TIMEOUT":                "0s",
+				"SINK_TX_IDLE_TIMEOUT":            "30s",
 				"LOG_LEVEL":                       "loud",
 				"LOG_FORMAT":                      "xml",
 			},
@@ -246,7 +249,7 @@ func TestLoadConfigErrors(t *testing.T) {
 				"ERROR_POLICY", "HTTP_ADDR", "KAFKA_BROKERS", "KAFKA_FETCH_MAX_PARTITION_BYTES", "KAFKA_GROUP", "KAFKA_SASL_MECHANISM",
 				"KAFKA_SESSION_TIMEOUT", "KAFKA_START_OFFSET", "KAFKA_TOPICS", "LOG_FORMAT", "LOG_LEVEL",
 				"POOL_MAX_CONNS", "SHUTDOWN_TIMEOUT", "SINK_BUFFER_MAX_BYTES", "SINK_MAPPING", "SINK_MAX_RECORD_BYTES", "SINK_MEMBER",
-				"SINK_MODE", "SINK_OFFSETS_TABLE", "SINK_TABLE_MAP",
+				"SINK_MODE", "SINK_OFFSETS_TABLE", "SINK_TABLE_MAP", "SINK_TX_IDLE_TIMEOUT",
 			},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,6 +22,11 @@ const (
 	HeaderClass     = "__connect.errors.exception.class.name"
 	HeaderMessage   = "__connect.errors.exception.message"
 )
+
+// dlqDeliveryTimeout bounds a dead-letter produce (the client's
+// RecordDeliveryTimeout): an unreachable dead-letter topic surfaces as a
+// transient error after it, with the batch transaction still open.
+const dlqDeliveryTimeout = 30 * time.Second
 
 // DLQTopicFor is the dead-letter topic of topic: DLQ_TOPIC, else "<topic>.dlq".
 func (c Config) DLQTopicFor(topic string) string {

@@ -262,7 +262,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.FetchMaxPartitionBytes(c.FetchMaxPartitionBytes),
 		// Dead-letter produces: acks=all and idempotent (the defaults), and
 		// bounded, so an unreachable DLQ surfaces as a transient error.
-		kgo.RecordDeliveryTimeout(30 * time.Second),
+		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
 	}
 	sec, err := securityOpts(c)
 	if err != nil {

@@ -75,6 +75,7 @@ type writer struct {
 	maxRecordBytes int
 	cols           *columnsTable // SINK_MAPPING=columns, else nil
 
+	begin                                                pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
 	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
 }
 
@@ -91,6 +92,7 @@ func newWriter(c Config, topic string, partition int32, cols *columnsTable) *wri
 		stop:           c.ErrorPolicy == "stop",
 		maxRecordBytes: c.MaxRecordBytes,
 		cols:           cols,
+		begin:          beginOptions(c.TxIdleTimeout),
 		// The no-op DO UPDATE takes the row lock and returns the stored
 		// offset in one round trip, for a new row and an existing one alike.
 		lockSQL: `INSERT INTO ` + offsets + ` AS o (consumer_group, topic, partition, next_offset, updated_at)
@@ -111,6 +113,20 @@ FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o,
 	}
 }
 
+// beginOptions begins a batch transaction that the server ends if it sits
+// idle for longer than idle (none when 0): a worker gone silent mid-batch
+// must not hold its partition's offsets row lock for as long as the server
+// takes to notice the dead connection. BEGIN and SET LOCAL go as one simple
+// query, one round trip like a plain BEGIN, and the setting ends with the
+// transaction, so a connection pooler in transaction mode is not bothered.
+func beginOptions(idle time.Duration) pgx.TxOptions {
+	if idle <= 0 {
+		return pgx.TxOptions{}
+	}
+	return pgx.TxOptions{BeginQuery: fmt.Sprintf(
+		"BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds())}
+}
+
 // guardNewer makes the writer's statements leave newer data alone, for
 // Redrive, which writes outside the offsets order: an upsert does not
 // replace a row written from a later offset of the same partition, and an
@@ -126,7 +142,7 @@ ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`
 // beginner is what Write needs of a connection: *pgxpool.Conn, *pgx.Conn
 // and *pgxpool.Pool all have it.
 type beginner interface {
-	Begin(context.Context) (pgx.Tx, error)
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 }
 
 // Write applies records, which must be this partition's in offset order, in
@@ -140,7 +156,7 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record, 
 	if len(records) == 0 {
 		return res, nil
 	}
-	tx, err := db.Begin(ctx)
+	tx, err := db.BeginTx(ctx, w.begin)
 	if err != nil {
 		return res, w.wrap("begin", err)
 	}
