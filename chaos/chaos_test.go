@@ -2,12 +2,10 @@ package chaos
 
 import (
 	"context"
-	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // The suite runs against the real services of `scripts/services up`; without
@@ -39,29 +38,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	b, d := os.Getenv("KAFKA_BROKERS"), os.Getenv("DATABASE_URL")
-	if b == "" || d == "" {
-		fmt.Fprintln(os.Stderr, "chaos: KAFKA_BROKERS and DATABASE_URL must be set: run `scripts/services up && eval \"$(scripts/services env)\"` (see chaos/README.md)")
-		return 1
-	}
-	brokers, dbURL = strings.Split(b, ","), d
-	dir, err := os.MkdirTemp("", "sinkworker-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "sinkworker")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/sinkworker/sinkworker/cmd/sinkworker").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: build: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, "chaos", "chaos/README.md", func(e testenv.Env) {
+		binary, brokers, dbURL = e.Binary, e.Brokers, e.DatabaseURL
+	}))
 }
 
 // size is how much chaos one mode gets.
@@ -209,9 +188,9 @@ func runMode(t *testing.T, mode string, sz size, rng *rand.Rand) {
 // newRun creates the run's topic; its table, group and topic are dropped
 // after a passing test and kept after a failing one.
 func newRun(t *testing.T, mode string, sz size) *run {
-	name := "chaos_" + mode + "_" + strings.ToLower(crand.Text()[:8])
+	name := "chaos_" + mode + "_" + testenv.Suffix()
 	r := &run{t: t, mode: mode, size: sz, topic: name, table: name, group: name, tl: newTimeline()}
-	r.pool, r.adm = testPool(t), testAdmin(t)
+	r.pool, r.adm = testPool(t), testenv.Admin(t, brokers)
 	createTopic(t, r.adm, r.topic)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -297,14 +276,6 @@ func testPool(t *testing.T) *pgxpool.Pool {
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
-}
-
-func testAdmin(t *testing.T) *kadm.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
 }
 
 func createTopic(t *testing.T, adm *kadm.Client, topic string) {

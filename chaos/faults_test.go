@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // event is one thing that happened to the system under test.
@@ -311,7 +313,7 @@ func (r *run) membershipFault(s step, after *sync.WaitGroup) {
 			time.Sleep(2500 * time.Millisecond)
 			r.tl.add(event{at: p.resumedAt(), kind: "resume", worker: p.String(), note: fmt.Sprintf(
 				"backends 1s before: %s; 2.5s after: logged %q %v, already_applied records %v -> %v", frozen,
-				"partitions lost", logField(p.logPath, "partitions lost", "level") != "",
+				"partitions lost", testenv.LogField(p.logPath, "partitions lost", "level") != "",
 				before, metric(p, `sinkworker_records_total{outcome="already_applied"`))})
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // proc is one incarnation of a worker: a sinkworker process.
@@ -79,8 +81,8 @@ func newFleet(t *testing.T, tl *timeline, env []string) *fleet {
 		f.close()
 		if t.Failed() {
 			for _, p := range f.all {
-				if logField(p.logPath, "consuming", "level") != "" { // crashes at start-up were shown already
-					t.Logf("--- worker %v, %s (last lines) ---\n%s", p, p.logPath, tail(p.logPath, 30))
+				if testenv.LogField(p.logPath, "consuming", "level") != "" { // crashes at start-up were shown already
+					t.Logf("--- worker %v, %s (last lines) ---\n%s", p, p.logPath, testenv.Tail(p.logPath, 30))
 				}
 			}
 			t.Logf("worker logs kept in %s", dir)
@@ -141,7 +143,7 @@ func (f *fleet) start(name string) *proc {
 	go func() { // learn the HTTP address
 		defer f.bg.Done()
 		for {
-			if addr := logField(p.logPath, "http listening", "addr"); addr != "" {
+			if addr := testenv.LogField(p.logPath, "http listening", "addr"); addr != "" {
 				p.mu.Lock()
 				p.addr = addr
 				p.mu.Unlock()
@@ -174,7 +176,7 @@ func (f *fleet) exited(p *proc) {
 		return
 	}
 	f.tl.add(event{kind: "crash", worker: p.String(), note: fmt.Sprint(p.err)})
-	f.t.Errorf("worker %v exited on its own (%v) at %.1fs; log tail:\n%s", p, p.err, f.tl.rel(time.Now()), tail(p.logPath, 4))
+	f.t.Errorf("worker %v exited on its own (%v) at %.1fs; log tail:\n%s", p, p.err, f.tl.rel(time.Now()), testenv.Tail(p.logPath, 4))
 	time.Sleep(time.Second)
 	if q := f.start(p.name); q != nil {
 		f.tl.add(event{kind: "restart", worker: q.String(), note: "after crash"})
@@ -270,10 +272,10 @@ func (f *fleet) requireClean(p *proc, within time.Duration) {
 	select {
 	case <-p.exited:
 		if p.err != nil {
-			f.t.Errorf("worker %v: SIGTERM must end in exit status 0, got %v; log tail:\n%s", p, p.err, tail(p.logPath, 30))
+			f.t.Errorf("worker %v: SIGTERM must end in exit status 0, got %v; log tail:\n%s", p, p.err, testenv.Tail(p.logPath, 30))
 		}
 	case <-time.After(within):
-		f.t.Errorf("worker %v did not exit within %v of SIGTERM; log tail:\n%s", p, within, tail(p.logPath, 30))
+		f.t.Errorf("worker %v did not exit within %v of SIGTERM; log tail:\n%s", p, within, testenv.Tail(p.logPath, 30))
 		_ = p.cmd.Process.Kill()
 	}
 }

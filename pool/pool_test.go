@@ -2,9 +2,6 @@ package pool
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,35 +11,24 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
-// databaseURL is the real PostgreSQL the integration tests use. Without it
-// they fail, never skip: `scripts/services up && eval "$(scripts/services env)"`.
-func databaseURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("DATABASE_URL")
-	if u == "" {
-		t.Fatal("DATABASE_URL is not set: the pool tests need a real PostgreSQL; " +
-			"run `scripts/services up && eval \"$(scripts/services env)\"` first")
-	}
-	return u
-}
+// The integration tests use the real PostgreSQL (testenv.DatabaseURL);
+// without it they fail, never skip.
 
 // appName returns an application_name no other test (or test run) uses, so
 // pg_stat_activity can be filtered down to one test's pool.
-func appName(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return "sinkworker/pooltest/" + hex.EncodeToString(b)
+func appName() string {
+	return "sinkworker/pooltest/" + testenv.Suffix()
 }
 
 // newPool opens a Pool on the real database, closed when the test ends.
 func newPool(t *testing.T, name string, cfg Config) *Pool {
 	t.Helper()
 	require.NoError(t, cfg.Validate(), "test config must be valid")
-	p, err := New(t.Context(), databaseURL(t), name, cfg)
+	p, err := New(t.Context(), testenv.DatabaseURL(t), name, cfg)
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
@@ -52,7 +38,7 @@ func newPool(t *testing.T, name string, cfg Config) *Pool {
 // seen from a connection outside the pool under test.
 func serverConns(t *testing.T, name string) int {
 	t.Helper()
-	conn, err := pgx.Connect(t.Context(), databaseURL(t))
+	conn, err := pgx.Connect(t.Context(), testenv.DatabaseURL(t))
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
 	var n int
@@ -149,7 +135,7 @@ func TestNewSetsApplicationName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			base := appName(t)
+			base := appName()
 			p := newPool(t, tt.app(base), Config{MaxConns: 2})
 			conn, err := p.Acquire(t.Context())
 			require.NoError(t, err)
@@ -165,7 +151,7 @@ func TestNewSetsApplicationName(t *testing.T) {
 
 func TestNewDialsNothing(t *testing.T) {
 	t.Parallel()
-	name := appName(t)
+	name := appName()
 	p := newPool(t, name, Config{MaxConns: 4})
 	assert.Zero(t, p.Stat().TotalConns(), "New opens no connection")
 	assert.Equal(t, 1, p.Limit(), "nothing assigned yet: one connection for start-up work")
@@ -192,7 +178,7 @@ func TestSetAssignedTrimsIdleConnections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			name := appName(t)
+			name := appName()
 			p := newPool(t, name, Config{MaxConns: tt.maxConns})
 			openConns(t, p, tt.open)
 
@@ -216,7 +202,7 @@ func TestSetAssignedTrimsIdleConnections(t *testing.T) {
 
 func TestSetAssignedLeavesBusyConnections(t *testing.T) {
 	t.Parallel()
-	name := appName(t)
+	name := appName()
 	p := newPool(t, name, Config{MaxConns: 3})
 	openConns(t, p, 3)
 	busy, err := p.Acquire(t.Context())
@@ -240,7 +226,7 @@ func TestSetAssignedLeavesBusyConnections(t *testing.T) {
 // Acquire does, and sees the excess closed while the pool stays usable.
 func TestLateConnectionsAreTrimmed(t *testing.T) {
 	t.Parallel()
-	name := appName(t)
+	name := appName()
 	p := newPool(t, name, Config{MaxConns: 6})
 	p.SetAssigned(t.Context(), 2)
 	conns := make([]*pgxpool.Conn, 5)
@@ -268,7 +254,7 @@ func TestLateConnectionsAreTrimmed(t *testing.T) {
 
 func TestCloseTwice(t *testing.T) {
 	t.Parallel()
-	p, err := New(t.Context(), databaseURL(t), appName(t), Config{MaxConns: 1})
+	p, err := New(t.Context(), testenv.DatabaseURL(t), appName(), Config{MaxConns: 1})
 	require.NoError(t, err)
 	p.Close()
 	assert.NotPanics(t, p.Close, "Close is idempotent")
@@ -276,7 +262,7 @@ func TestCloseTwice(t *testing.T) {
 
 func TestPoolNeverExceedsMaxConns(t *testing.T) {
 	t.Parallel()
-	p := newPool(t, appName(t), Config{MaxConns: 2})
+	p := newPool(t, appName(), Config{MaxConns: 2})
 	openConns(t, p, 2)
 	a, err := p.Acquire(t.Context())
 	require.NoError(t, err)

@@ -29,7 +29,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -37,6 +36,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 const (
@@ -63,11 +64,7 @@ var bulkMethods = []bulkMethod{
 }
 
 func BenchmarkBulkUpsert(b *testing.B) {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		b.Fatal("DATABASE_URL is not set: BenchmarkBulkUpsert needs a real PostgreSQL; " +
-			"run `scripts/services up && eval \"$(scripts/services env)\"` first")
-	}
+	url := testenv.DatabaseURL(b)
 	for _, m := range bulkMethods {
 		b.Run(m.name, func(b *testing.B) {
 			for _, n := range bulkSizes {

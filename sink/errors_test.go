@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 func TestClassify(t *testing.T) {
@@ -100,8 +102,8 @@ func TestClassifyRealErrors(t *testing.T) {
 			sql:      `DO $$BEGIN CREATE TEMP TABLE sw_nn (v int NOT NULL) ON COMMIT DROP; INSERT INTO sw_nn VALUES (NULL); END$$`,
 			wantCode: "23502", want: Permanent,
 		},
-		{name: "missing table", sql: `SELECT * FROM sw_no_such_table_` + testSuffix(t), wantCode: "42P01", want: Fatal},
-		{name: "missing schema", sql: `CREATE TABLE sw_no_such_schema_` + testSuffix(t) + `.t (id int)`, wantCode: "3F000", want: Fatal},
+		{name: "missing table", sql: `SELECT * FROM sw_no_such_table_` + testenv.Suffix(), wantCode: "42P01", want: Fatal},
+		{name: "missing schema", sql: `CREATE TABLE sw_no_such_schema_` + testenv.Suffix() + `.t (id int)`, wantCode: "3F000", want: Fatal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // writeSelfSigned writes a new self-signed certificate (a CA when isCA)
@@ -228,7 +230,7 @@ func TestSecurityProbeKafka(t *testing.T) {
 // grants, when the test ends) and returns a pool connected as it.
 func loginRole(t *testing.T, admin *pgxpool.Pool, name string) *pgxpool.Pool {
 	t.Helper()
-	password := "pw-" + testSuffix(t)
+	password := "pw-" + testenv.Suffix()
 	_, err := admin.Exec(t.Context(), fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", pgx.Identifier{name}.Sanitize(), password))
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -239,7 +241,7 @@ func loginRole(t *testing.T, admin *pgxpool.Pool, name string) *pgxpool.Pool {
 		_, err = admin.Exec(ctx, "DROP ROLE "+pgx.Identifier{name}.Sanitize())
 		assert.NoError(t, err)
 	})
-	u, err := url.Parse(testDatabaseURL(t))
+	u, err := url.Parse(testenv.DatabaseURL(t))
 	require.NoError(t, err)
 	u.User = url.UserPassword(name, password)
 	p, err := pgxpool.New(t.Context(), u.String())
@@ -254,7 +256,7 @@ func loginRole(t *testing.T, admin *pgxpool.Pool, name string) *pgxpool.Pool {
 // role, the table and the privilege, before anything is consumed.
 func TestSecurityPrepareTablesLeastPrivilege(t *testing.T) {
 	admin := testPool(t)
-	sfx := testSuffix(t)
+	sfx := testenv.Suffix()
 	schema := "sec_" + sfx
 	createSchema(t, admin, schema)
 	roleName := "sec_role_" + sfx
@@ -320,10 +322,10 @@ func TestSecurityPrepareTablesLeastPrivilege(t *testing.T) {
 // and says what to check.
 func TestSecurityPostgresServerCertificate(t *testing.T) {
 	ca := os.Getenv("SINKWORKER_TEST_CA")
-	require.NotEmpty(t, ca, "SINKWORKER_TEST_CA must be set: run `scripts/services up && eval \"$(scripts/services env)\"`")
+	require.NotEmpty(t, ca, "SINKWORKER_TEST_CA must be set: %s", testenv.Hint)
 	otherCA, _ := writeSelfSigned(t, t.TempDir(), "other-ca", true)
 	withCA := func(file string) string {
-		u, err := url.Parse(testDatabaseURL(t))
+		u, err := url.Parse(testenv.DatabaseURL(t))
 		require.NoError(t, err)
 		q := u.Query()
 		q.Set("sslmode", "verify-full")
@@ -331,7 +333,7 @@ func TestSecurityPostgresServerCertificate(t *testing.T) {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	cfg := testConfig(t, ModeUpsert, "sink_offsets", nil, "sec_cert_"+testSuffix(t))
+	cfg := testConfig(t, ModeUpsert, "sink_offsets", nil, "sec_cert_"+testenv.Suffix())
 
 	good, err := pgxpool.New(t.Context(), withCA(ca))
 	require.NoError(t, err)

@@ -2,9 +2,6 @@ package sink
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,41 +12,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // The helpers below are shared by the sink package's database tests
 // (tables, errors, writer). They use the real PostgreSQL that
 // `scripts/services up` starts; without DATABASE_URL they fail, never skip.
 
-// testDatabaseURL is the real database's pgx connection string.
-func testDatabaseURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("DATABASE_URL")
-	if u == "" {
-		t.Fatal("DATABASE_URL is not set: the sink tests need a real PostgreSQL; " +
-			"run `scripts/services up && eval \"$(scripts/services env)\"` first")
-	}
-	return u
-}
-
 // testPool opens a pgxpool on the real database, closed when the test ends.
 func testPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	db, err := pgxpool.New(t.Context(), testDatabaseURL(t))
+	db, err := pgxpool.New(t.Context(), testenv.DatabaseURL(t))
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	require.NoError(t, db.Ping(t.Context()), "the database must answer")
 	return db
-}
-
-// testSuffix is a random lower-case suffix that makes a test's table,
-// schema, topic and group names its own.
-func testSuffix(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
 }
 
 // dropTablesAtCleanup drops the named tables (if they exist) when the test
@@ -91,7 +69,7 @@ func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]str
 		Group:                  "sinktest",
 		StartOffset:            "earliest",
 		SessionTimeout:         45 * time.Second,
-		DatabaseURL:            testDatabaseURL(t),
+		DatabaseURL:            testenv.DatabaseURL(t),
 		TableMap:               tableMap,
 		Mode:                   mode,
 		Mapping:                MappingJSONB,
@@ -103,6 +81,7 @@ func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]str
 		ErrorPolicy:            "dlq",
 		HTTPAddr:               ":9090",
 		ShutdownTimeout:        30 * time.Second,
+		TxIdleTimeout:          60 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "json",
 	}
@@ -369,7 +348,7 @@ func TestEnsureTablesShapes(t *testing.T) {
 		for _, mode := range []string{ModeUpsert, ModeInsert} {
 			t.Run(tt.name+"/"+mode, func(t *testing.T) {
 				t.Parallel()
-				sfx := testSuffix(t)
+				sfx := testenv.Suffix()
 				sentinel := "sw_sentinel_" + sfx
 				_, err := db.Exec(t.Context(), `CREATE TABLE `+sentinel+` (id int)`)
 				require.NoError(t, err)
@@ -410,7 +389,7 @@ func TestEnsureTablesIdempotent(t *testing.T) {
 	for _, mode := range []string{ModeUpsert, ModeInsert} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			sfx := testSuffix(t)
+			sfx := testenv.Suffix()
 			topic := "sw.idem-" + sfx
 			table := pgx.Identifier{`Idem"` + sfx}
 			offsets := pgx.Identifier{"sw_offsets_" + sfx}
@@ -457,7 +436,7 @@ func TestEnsureTablesConcurrent(t *testing.T) {
 	for _, mode := range []string{ModeUpsert, ModeInsert} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			sfx := testSuffix(t)
+			sfx := testenv.Suffix()
 			topics := []string{"sw.conc-a-" + sfx, "sw.conc-b-" + sfx, "sw.conc-c-" + sfx}
 			tableMap := map[string]string{
 				topics[0]: `conc "a"; ` + sfx,
@@ -503,7 +482,7 @@ func TestEnsureTablesColumnsMappingCreatesOnlyOffsets(t *testing.T) {
 	for _, mode := range []string{ModeUpsert, ModeInsert} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			sfx := testSuffix(t)
+			sfx := testenv.Suffix()
 			topic := "sw.cols-" + sfx
 			offsets := pgx.Identifier{"sw_offsets_" + sfx}
 			cfg := testConfig(t, mode, offsets[0], nil, topic)

@@ -2,12 +2,10 @@ package sink
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/pool"
 )
 
@@ -29,14 +28,7 @@ import (
 // against the real PostgreSQL and a kfake broker, which makes faults easy
 // to provoke. The end-to-end suite in cmd/sinkworker uses the real broker.
 
-func wtDatabaseURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("DATABASE_URL")
-	require.NotEmpty(t, u, "DATABASE_URL must be set: run `scripts/services up && eval \"$(scripts/services env)\"`")
-	return u
-}
-
-func wtName(prefix string) string { return prefix + "_" + strings.ToLower(rand.Text()[:8]) }
+func wtName(prefix string) string { return prefix + "_" + testenv.Suffix() }
 
 // wtSetup starts a kfake cluster with one topic and returns a Config for it
 // whose table and group are the test's own, and a pool for checks.
@@ -48,7 +40,7 @@ func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster,
 	t.Cleanup(c.Close)
 	cfg := Config{
 		Brokers: c.ListenAddrs(), Topics: []string{topic}, Group: wtName("g"), StartOffset: "earliest",
-		SessionTimeout: 6 * time.Second, DatabaseURL: wtDatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
+		SessionTimeout: 6 * time.Second, DatabaseURL: testenv.DatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
 		Mode: ModeInsert, Mapping: "jsonb", DeleteOnTombstone: true, OffsetsTable: "sink_offsets", Member: "wt",
 		MaxRecordBytes: 4 << 20, BufferMaxBytes: 64 << 20, FetchMaxPartitionBytes: 256 << 10,
 		Batch: batch.Policy{MaxRecords: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond},

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // recTime is the timestamp of the record at offset 0; a record at offset n
@@ -63,7 +65,7 @@ type writerFixture struct {
 
 func newWriterFixture(t *testing.T, db *pgxpool.Pool, mode string, deleteOnTombstone bool) *writerFixture {
 	t.Helper()
-	sfx := testSuffix(t)
+	sfx := testenv.Suffix()
 	f := &writerFixture{
 		db:      db,
 		topic:   "sw.writer-" + sfx,

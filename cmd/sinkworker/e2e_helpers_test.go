@@ -1,18 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // The end-to-end tests run the real binary against the real broker and
@@ -36,33 +31,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	b, d := os.Getenv("KAFKA_BROKERS"), os.Getenv("DATABASE_URL")
-	if b == "" || d == "" {
-		fmt.Fprintln(os.Stderr, "e2e: KAFKA_BROKERS and DATABASE_URL must be set: run `scripts/services up && eval \"$(scripts/services env)\"` (see README)")
-		return 1
-	}
-	brokers, dbURL = strings.Split(b, ","), d
-	dir, err := os.MkdirTemp("", "sinkworker-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "sinkworker")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, "e2e", "README", func(e testenv.Env) {
+		binary, brokers, dbURL = e.Binary, e.Brokers, e.DatabaseURL
+	}))
 }
 
 // uniq is a name no other test or run uses.
 func uniq(prefix string) string {
-	return prefix + "_" + strings.ToLower(rand.Text()[:8])
+	return prefix + "_" + testenv.Suffix()
 }
 
 func db(t *testing.T) *pgxpool.Pool {
@@ -75,10 +51,7 @@ func db(t *testing.T) *pgxpool.Pool {
 
 func admin(t *testing.T) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
+	return testenv.Admin(t, brokers)
 }
 
 // newTopic creates a topic with the given partitions, deleted after the test.
@@ -204,18 +177,18 @@ func startWorker(t *testing.T, member string, env map[string]string) *worker {
 	t.Cleanup(func() {
 		w.kill()
 		if t.Failed() {
-			t.Logf("--- log of worker %s (last lines) ---\n%s", member, tail(w.logs, 40))
+			t.Logf("--- log of worker %s (last lines) ---\n%s", member, testenv.Tail(w.logs, 40))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for w.addr == "" {
 		select {
 		case <-w.exited:
-			t.Fatalf("worker %s exited at start-up (%v):\n%s", member, w.err, tail(w.logs, 40))
+			t.Fatalf("worker %s exited at start-up (%v):\n%s", member, w.err, testenv.Tail(w.logs, 40))
 		case <-time.After(20 * time.Millisecond):
 		}
-		require.True(t, time.Now().Before(deadline), "worker %s did not start:\n%s", member, tail(w.logs, 40))
-		w.addr = logField(w.logs, "http listening", "addr")
+		require.True(t, time.Now().Before(deadline), "worker %s did not start:\n%s", member, testenv.Tail(w.logs, 40))
+		w.addr = testenv.LogField(w.logs, "http listening", "addr")
 	}
 	return w
 }
@@ -238,55 +211,12 @@ func (w *worker) stop() {
 	case <-time.After(60 * time.Second):
 		w.t.Fatalf("worker %s did not stop within 60s", w.member)
 	}
-	require.NoError(w.t, w.err, "worker %s exit status; log:\n%s", w.member, tail(w.logs, 40))
+	require.NoError(w.t, w.err, "worker %s exit status; log:\n%s", w.member, testenv.Tail(w.logs, 40))
 }
 
 // assigned scrapes the worker's sinkworker_assigned_partitions gauge.
 func (w *worker) assigned() (int, error) {
-	resp, err := http.Get("http://" + w.addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "sinkworker_assigned_partitions "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int(f), err
-		}
-	}
-	return 0, fmt.Errorf("no sinkworker_assigned_partitions in /metrics of %s", w.member)
-}
-
-// logField returns field of the first JSON log line whose msg is msg.
-func logField(path, msg, field string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-			s, _ := line[field].(string)
-			return s
-		}
-	}
-	return ""
-}
-
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return testenv.AssignedPartitions(w.t.Context(), w.addr)
 }
 
 // endOffsets is the sum of the topic's partitions' end offsets.

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -684,7 +685,7 @@ FROM `+pgx.Identifier{table}.Sanitize()).Scan(&p0, &p1))
 		}
 	}
 	f.Close()
-	require.True(t, found, "an ERROR log line naming %s partition 0 offset %d; log:\n%s", topic, badOffset, tail(w.logs, 20))
+	require.True(t, found, "an ERROR log line naming %s partition 0 offset %d; log:\n%s", topic, badOffset, testenv.Tail(w.logs, 20))
 	t.Logf("halt log line: %v", line)
 	assert.NotEmpty(t, line["reason"], "the log line gives the reason")
 

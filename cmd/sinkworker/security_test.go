@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -57,8 +58,7 @@ func securitySetup(t *testing.T) secSetup {
 		"SINKWORKER_TEST_SASL_PASSWORD": s.password,
 	} {
 		if v == "" {
-			t.Fatalf("%s is not set: the security tests need the SASL_SSL listener and the test CA; "+
-				"run `scripts/services up && eval \"$(scripts/services env)\"`", name)
+			t.Fatalf("%s is not set: the security tests need the SASL_SSL listener and the test CA; %s", name, testenv.Hint)
 		}
 	}
 	return s
