@@ -15,7 +15,7 @@ test: services-up
 
 # Fast tests only: the packages that need no service.
 unit:
-	go test -race -count=1 ./batch/
+	go test -race -count=1 ./batch/ ./bench/internal/... ./internal/testenv/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

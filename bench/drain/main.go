@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sinkworker/sinkworker/bench/internal/broker"
 )
 
 // envList is the repeatable -env KEY=VALUE flag.
@@ -130,23 +132,23 @@ func bench(ctx context.Context, o options) error {
 	}
 
 	// 1. Topic and records.
-	if err := env.createTopic(ctx, names.topic, int32(o.partitions)); err != nil {
+	if err := broker.CreateTopic(ctx, env.adm, names.topic, int32(o.partitions)); err != nil {
 		return err
 	}
-	ds, err := produce(ctx, env, names.topic, o.records, o.keys, r)
+	d, l, err := produce(ctx, env, names.topic, o, r)
 	if err != nil {
 		return err
 	}
 
 	// 2. The worker.
-	if err := drainWithWorker(ctx, env, o, names, ds, r); err != nil {
+	if err := drainWithWorker(ctx, env, o, names, d, l, r); err != nil {
 		r.failure = err.Error()
 		r.write() // what was measured so far, with the failure
 		return err
 	}
 
 	// 3. The ceiling, the writer's statement without Kafka.
-	if err := ceiling(ctx, env, o, names, ds, r); err != nil {
+	if err := runCeiling(ctx, env, o, names, d, l, r); err != nil {
 		return err
 	}
 

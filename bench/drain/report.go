@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
 // report collects the run's facts and figures and renders the summary.
@@ -51,61 +49,20 @@ type report struct {
 // describeMachine finds the module root and notes the machine, database
 // and code under test.
 func (r *report) describeMachine(ctx context.Context, s *services) error {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return errors.New("run from inside the sinkworker module (go env GOMOD is empty)")
+	var err error
+	if r.root, err = testbed.ModuleRoot(ctx); err != nil {
+		return err
 	}
-	r.root = filepath.Dir(gomod)
-
-	model := firstField("/proc/cpuinfo", "model name")
-	mem := firstField("/proc/meminfo", "MemTotal")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	r.machine = fmt.Sprintf("%d CPUs (%s), %s memory, Linux %s, %s", runtime.NumCPU(), model, humanKB(mem),
-		strings.TrimSpace(string(kernel)), runtime.Version())
-
-	var ver, sb, sync, fsync string
-	err = s.db.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('shared_buffers'),
-	current_setting('synchronous_commit'), current_setting('fsync')`).Scan(&ver, &sb, &sync, &fsync)
-	if err != nil {
-		return fmt.Errorf("read PostgreSQL settings: %w", err)
+	r.machine = testbed.Machine()
+	if r.postgres, err = testbed.Postgres(ctx, s.db, "shared_buffers", "synchronous_commit", "fsync"); err != nil {
+		return err
 	}
-	r.postgres = fmt.Sprintf("PostgreSQL %s (shared_buffers %s, synchronous_commit %s, fsync %s), same machine", ver, sb, sync, fsync)
-
-	rev, _ := exec.CommandContext(ctx, "git", "-C", r.root, "rev-parse", "--short", "HEAD").Output()
-	status, _ := exec.CommandContext(ctx, "git", "-C", r.root, "status", "--porcelain", "--", ".", ":!bench").Output()
-	r.code = "commit " + strings.TrimSpace(string(rev))
-	if dirty := strings.Fields(strings.ReplaceAll(string(status), "\n", " ")); len(dirty) > 0 {
-		var files []string
-		for i := 1; i < len(dirty); i += 2 {
-			files = append(files, dirty[i])
-		}
-		r.code += " with uncommitted changes to " + strings.Join(files, ", ")
+	commit, changed := testbed.Code(ctx, r.root)
+	r.code = "commit " + commit
+	if len(changed) > 0 {
+		r.code += " with uncommitted changes to " + strings.Join(changed, ", ")
 	}
 	return nil
-}
-
-// firstField is the value of the first "name : value" line of a /proc file.
-func firstField(path, name string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == name {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func humanKB(s string) string {
-	var kb float64
-	if _, err := fmt.Sscanf(s, "%f kB", &kb); err != nil {
-		return s
-	}
-	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
 }
 
 func rate(n int64, d time.Duration) float64 {
@@ -113,18 +70,6 @@ func rate(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
-}
-
-// command is the exact command line of this run.
-func command() string {
-	parts := []string{"go", "run", "./bench/drain"}
-	for _, a := range os.Args[1:] {
-		if strings.ContainsAny(a, " \t'\"$`\\") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
 }
 
 // markdown renders the summary.
@@ -138,7 +83,7 @@ func (r *report) markdown() string {
 	w("")
 	w("Command (module root, after `scripts/services up && eval \"$(scripts/services env)\"`):")
 	w("")
-	w("    %s", command())
+	w("    %s", testbed.Command("./bench/drain", os.Args[1:]))
 	w("")
 	w("- Machine: %s", r.machine)
 	w("- Database: %s", r.postgres)
@@ -149,7 +94,7 @@ func (r *report) markdown() string {
 		extra = "defaults except " + strings.Join(o.env, " ")
 	}
 	w("- Settings: %d partitions; %d records, keys drawn uniformly from %d (%d distinct), values %d-byte JSON, no tombstones; worker settings %s (upsert, jsonb); ceiling batches of %d records per partition",
-		o.partitions, o.records, o.keys, r.distinctKeys, valueSize, extra, o.batch)
+		o.partitions, o.records, o.keys, r.distinctKeys, dataset.ValueSize, extra, o.batch)
 	w("")
 	w("| figure | time | records/s |")
 	w("| --- | ---: | ---: |")

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/bench/internal/broker"
+	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
 
 // services are the harness's own connections to the broker and the
@@ -65,43 +66,6 @@ func (s *services) close() {
 	s.db.Close(context.Background())
 }
 
-// createTopic creates topic with parts partitions (replication factor 1:
-// the test broker is a single node) and waits until every partition has a
-// leader.
-func (s *services) createTopic(ctx context.Context, topic string, parts int32) error {
-	resp, err := s.adm.CreateTopic(ctx, parts, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		ends, err := s.endOffsets(ctx, topic)
-		if err == nil && len(ends) == int(parts) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("topic %s: partitions have no leader after 30s: %v", topic, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// endOffsets returns each partition's high watermark.
-func (s *services) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	listed, err := s.adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = listed.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	ends := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	return ends, nil
-}
-
 // cleanup drops what the run created; each step is best effort and says
 // when it fails.
 func (s *services) cleanup(n names) {
@@ -113,31 +77,16 @@ func (s *services) cleanup(n names) {
 		}
 	}
 	if _, err := s.db.Exec(ctx, "DELETE FROM sink_offsets WHERE consumer_group = ANY($1)",
-		[]string{n.group, n.fullGroup}); err != nil && !undefinedTable(err) {
+		[]string{n.group, n.fullGroup}); err != nil && !sinkdb.UndefinedTable(err) {
 		logf("cleanup: delete sink_offsets rows: %v", err)
 	}
 	for _, t := range []string{n.topic, n.topic + ".dlq"} {
-		resp, err := s.adm.DeleteTopic(ctx, t)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		if err := broker.DeleteTopic(ctx, s.adm, t); err != nil {
 			logf("cleanup: delete topic %s: %v", t, err)
 		}
 	}
-	resp, err := s.adm.DeleteGroup(ctx, n.group)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+	if err := broker.DeleteGroup(ctx, s.adm, n.group); err != nil {
 		logf("cleanup: delete group %s: %v", n.group, err)
 	}
 	logf("cleaned up topic %s, group %s, tables and sink_offsets rows (use -keep to keep them)", n.topic, n.group)
-}
-
-// undefinedTable reports SQLSTATE 42P01: sink_offsets does not exist until
-// some worker has created it.
-func undefinedTable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }

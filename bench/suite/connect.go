@@ -13,7 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
+	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
 
 // debeziumVersion is the io.debezium:debezium-connector-jdbc plugin fetched
@@ -94,23 +96,16 @@ func (r dbzResult) steadyRate() float64 {
 // runDebezium runs Connect standalone with the Debezium JDBC sink on the
 // envelope topic (same records as l) into a fresh table of the sink's shape,
 // until the table holds every key at its highest offset.
-func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *layout, tuned bool) (dbzResult, error) {
+func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.Layout, tuned bool) (dbzResult, error) {
 	s := b.s
-	r := dbzResult{name: "defaults", parts: l.parts, records: b.d.n}
-	id := b.nextID()
-	name, table := fmt.Sprintf("bs%s-%d", b.stamp, id), fmt.Sprintf("bench_suite_%s_%d", b.stamp, id)
+	r := dbzResult{name: "defaults", parts: l.Parts, records: b.d.N}
+	_, name, table := b.fresh()
 	run := filepath.Join(b.tmp, name)
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return r, err
 	}
-	defer func() {
-		if !b.o.keep {
-			s.dropTable(table)
-			s.dropGroup("connect-" + name)
-		}
-	}()
-	cfg := sink.Config{Topics: []string{topic}, TableMap: map[string]string{topic: table}, Mode: sink.ModeUpsert, OffsetsTable: "sink_offsets"}
-	if err := sink.EnsureTables(ctx, s.db, cfg); err != nil {
+	defer b.forget(table, "connect-"+name) // Connect's consumer group
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table); err != nil {
 		return r, err
 	}
 	u, err := url.Parse(s.dsn)
@@ -139,7 +134,7 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *layout, t
 	}
 	if tuned {
 		r.name = "tuned"
-		t := []string{"tasks.max=" + strconv.Itoa(l.parts), "batch.size=5000", "connection.pool.min_size=1",
+		t := []string{"tasks.max=" + strconv.Itoa(l.Parts), "batch.size=5000", "connection.pool.min_size=1",
 			"connection.pool.max_size=2"}
 		conn = append(conn, t...)
 		worker = append(worker, "consumer.max.poll.records=5000", "consumer.fetch.min.bytes=1")
@@ -168,16 +163,12 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *layout, t
 		filepath.Join(run, "worker.properties"), filepath.Join(run, "connector.properties")}
 	logPath := filepath.Join(run, "connect.log")
 	start := time.Now()
-	p, err := startProc(ctx, java, args, os.Environ(), logPath)
+	p, err := proc.Start(java, args, os.Environ(), logPath)
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		if !p.done() {
-			p.kill()
-		}
-	}()
-	wantRows, wantSum := l.expected(b.d)
+	defer p.Kill()
+	wantRows, wantSum := l.Expected(b.d)
 	q := `SELECT count(*), coalesce(sum(kafka_offset), 0)::bigint FROM ` + pgx.Identifier{table}.Sanitize()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -187,14 +178,14 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *layout, t
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case now := <-tick.C:
-			if p.done() {
-				return r, fmt.Errorf("Kafka Connect exited early (%s)\n%s", p.cmd.ProcessState, tail(logPath, 30))
+			if p.Done() {
+				return r, fmt.Errorf("Kafka Connect exited early (%s)\n%s", p.Cmd.ProcessState, p.Tail(30))
 			}
 			var rows, sumOff int64
 			if err := s.db.QueryRow(ctx, q).Scan(&rows, &sumOff); err != nil {
 				return r, err
 			}
-			if c, err := s.connsLike(ctx, "bench-dbz/"+name+"%"); err == nil {
+			if c, err := sinkdb.Conns(ctx, s.db, "bench-dbz/"+name+"%"); err == nil {
 				r.peakConns = max(r.peakConns, c)
 			}
 			elapsed := now.Sub(start)
@@ -204,11 +195,13 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *layout, t
 			r.rowsAtEnd = rows
 			if rows == int64(wantRows) && sumOff == wantSum {
 				r.total, r.finished = elapsed, true
-				_, r.cpu, r.maxRSS = p.stop(30 * time.Second)
+				exit := p.Stop(30 * time.Second)
+				r.cpu, r.maxRSS = exit.CPU, exit.PeakRSS
 				return r, nil
 			}
 			if elapsed > b.o.timeout {
-				_, r.cpu, r.maxRSS = p.stop(30 * time.Second)
+				exit := p.Stop(30 * time.Second)
+				r.cpu, r.maxRSS = exit.CPU, exit.PeakRSS
 				return r, fmt.Errorf("debezium %s: not done after %s: %d of %d rows", r.name, b.o.timeout, rows, wantRows)
 			}
 			if now.Sub(lastPrint) >= 5*time.Second {

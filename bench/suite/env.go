@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/bench/internal/broker"
+	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
 
 // services are the harness's own connections. The database side is a pool,
@@ -102,39 +104,6 @@ func (s *services) fingerprint(ctx context.Context) string {
 	return "pg " + pg + ", broker pid " + strings.TrimSpace(string(pid))
 }
 
-func (s *services) createTopic(ctx context.Context, topic string, parts int32) error {
-	resp, err := s.adm.CreateTopic(ctx, parts, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		ends, err := s.endOffsets(ctx, topic)
-		if err == nil && len(ends) == int(parts) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("topic %s: partitions have no leader after 60s: %v", topic, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (s *services) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	listed, err := s.adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = listed.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	ends := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	return ends, nil
-}
-
 // committed is the sum of a group's committed Kafka offsets on topic.
 func (s *services) committed(ctx context.Context, group, topic string) (int64, error) {
 	resp, err := s.adm.FetchOffsets(ctx, group)
@@ -166,14 +135,11 @@ func (s *services) dropTable(t string) {
 func (s *services) dropGroup(group string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.db.Exec(ctx, "DELETE FROM sink_offsets WHERE consumer_group = $1", group); err != nil && !undefinedTable(err) {
+	if _, err := s.db.Exec(ctx, "DELETE FROM sink_offsets WHERE consumer_group = $1", group); err != nil && !sinkdb.UndefinedTable(err) {
 		logf("cleanup: sink_offsets rows of %s: %v", group, err)
 	}
-	resp, err := s.adm.DeleteGroup(ctx, group)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) && !errors.Is(err, kerr.NonEmptyGroup) {
+	// Non-empty: a killed member stays until its session times out.
+	if err := broker.DeleteGroup(ctx, s.adm, group); err != nil && !errors.Is(err, kerr.NonEmptyGroup) {
 		logf("cleanup: delete group %s: %v", group, err)
 	}
 }
@@ -182,24 +148,8 @@ func (s *services) dropTopics(topics ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, t := range topics {
-		resp, err := s.adm.DeleteTopic(ctx, t)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		if err := broker.DeleteTopic(ctx, s.adm, t); err != nil {
 			logf("cleanup: delete topic %s: %v", t, err)
 		}
 	}
-}
-
-func undefinedTable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
-}
-
-// connsLike counts pg_stat_activity rows whose application_name is LIKE pattern.
-func (s *services) connsLike(ctx context.Context, pattern string) (int, error) {
-	var n int
-	err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1`, pattern).Scan(&n)
-	return n, err
 }

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -29,6 +28,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sinkworker/sinkworker/bench/internal/broker"
+	"github.com/sinkworker/sinkworker/bench/internal/ceiling"
+	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
+	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
 const pollInterval = 100 * time.Millisecond
@@ -52,7 +57,7 @@ type options struct {
 type bench struct {
 	o         options
 	s         *services
-	d         *dataset
+	d         *dataset.Dataset
 	stamp     string
 	tmp       string
 	workerBin string
@@ -62,6 +67,21 @@ type bench struct {
 }
 
 func (b *bench) nextID() int { return int(b.ids.Add(1)) }
+
+// fresh names one measurement's own consumer group and table, from a new id.
+func (b *bench) fresh() (id int, group, table string) {
+	id = b.nextID()
+	return id, fmt.Sprintf("bs%s-%d", b.stamp, id), fmt.Sprintf("bench_suite_%s_%d", b.stamp, id)
+}
+
+// forget drops a measurement's table and group (sink_offsets rows and
+// Kafka group), best effort, unless -keep.
+func (b *bench) forget(table, group string) {
+	if !b.o.keep {
+		b.s.dropTable(table)
+		b.s.dropGroup(group)
+	}
+}
 
 func main() { os.Exit(run()) }
 
@@ -222,12 +242,10 @@ func sweep(o options) []point {
 
 func suite(ctx context.Context, o options) error {
 	started := time.Now()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return errors.New("run from inside the sinkworker module (go env GOMOD is empty)")
+	root, err := testbed.ModuleRoot(ctx)
+	if err != nil {
+		return err
 	}
-	root := filepath.Dir(gomod)
 	s, err := connect(ctx, root)
 	if err != nil {
 		return err
@@ -256,19 +274,17 @@ func suite(ctx context.Context, o options) error {
 	phase := time.Now()
 	b.workerBin, b.naiveBin = filepath.Join(tmp, "sinkworker"), filepath.Join(tmp, "naive")
 	for bin, pkg := range map[string]string{b.workerBin: "./cmd/sinkworker", b.naiveBin: "./bench/naive"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", pkg, err)
+		if err := proc.Build(ctx, root, pkg, bin); err != nil {
+			return err
 		}
 	}
 	b.rep.timing("build", time.Since(phase))
 
 	// Pre-produce: one topic per partition count, the same records.
 	phase = time.Now()
-	b.d = newDataset(o.records, o.keys)
-	b.rep.distinctKeys = b.d.distinctKeys
-	layouts := map[int]*layout{}
+	b.d = dataset.New(o.records, o.keys)
+	b.rep.distinctKeys = b.d.DistinctKeys
+	layouts := map[int]*dataset.Layout{}
 	var topics []string
 	defer func() {
 		if !o.keep {
@@ -284,13 +300,13 @@ func suite(ctx context.Context, o options) error {
 		topics = append(topics, topic, topic+".dlq")
 		err := b.retry(ctx, "produce "+topic, func() error {
 			s.dropTopics(topic)
-			if err := s.createTopic(ctx, topic, int32(P)); err != nil {
+			if err := broker.CreateTopic(ctx, s.adm, topic, int32(P)); err != nil {
 				return err
 			}
 			l, err := produce(ctx, s, b.d, topic, P)
 			if err == nil {
 				layouts[P] = l
-				logf("  produced %d records to %s (%d partitions) at %.0f records/s", o.records, topic, P, l.rate)
+				logf("  produced %d records to %s (%d partitions) at %.0f records/s", o.records, topic, P, rate(int64(b.d.N), l.Took))
 			}
 			return err
 		}, nil)
@@ -321,7 +337,7 @@ func suite(ctx context.Context, o options) error {
 			}
 		}
 		slices.Sort(conns)
-		perPart, rows := buildBatches(b.d, l, 5000)
+		perPart, rows := ceiling.Batches(b.d, l, 5000)
 		for _, c := range conns {
 			res := ceilingResult{parts: P, conns: c, rows: rows}
 			err := b.retry(ctx, fmt.Sprintf("ceiling, %d partitions, %d connections", P, c), func() error {
@@ -408,11 +424,11 @@ func suite(ctx context.Context, o options) error {
 			err := b.retry(ctx, label, func() error {
 				d := b.d
 				if n != o.records {
-					d = newDataset(n, max(1, n/5))
+					d = dataset.New(n, max(1, n/5))
 				}
 				topic := fmt.Sprintf("bench-suite-%s-mem%d", b.stamp, b.nextID())
 				defer s.dropTopics(topic, topic+".dlq")
-				if err := s.createTopic(ctx, topic, 16); err != nil {
+				if err := broker.CreateTopic(ctx, s.adm, topic, 16); err != nil {
 					return err
 				}
 				logf("  producing %d records to %s ...", n, topic)
@@ -444,17 +460,17 @@ func suite(ctx context.Context, o options) error {
 	return nil
 }
 
-func (b *bench) debezium(ctx context.Context, src *layout, topics *[]string) error {
+func (b *bench) debezium(ctx context.Context, src *dataset.Layout, topics *[]string) error {
 	s := b.s
 	dir, err := b.connectDir(ctx)
 	if err != nil {
 		return err
 	}
-	topic := fmt.Sprintf("bench-suite-%s-dbz-p%d", b.stamp, src.parts)
+	topic := fmt.Sprintf("bench-suite-%s-dbz-p%d", b.stamp, src.Parts)
 	*topics = append(*topics, topic)
 	err = b.retry(ctx, "produce envelope "+topic, func() error {
 		s.dropTopics(topic)
-		if err := s.createTopic(ctx, topic, int32(src.parts)); err != nil {
+		if err := broker.CreateTopic(ctx, s.adm, topic, int32(src.Parts)); err != nil {
 			return err
 		}
 		return produceEnvelope(ctx, s, b.d, src, topic)

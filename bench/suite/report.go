@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"image/color"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -20,6 +17,9 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
 type ceilingResult struct {
@@ -61,58 +61,18 @@ func (r *report) failed(label string, err error) {
 }
 
 func (r *report) describe(ctx context.Context, s *services) error {
-	model := firstField("/proc/cpuinfo", "model name")
-	mem := firstField("/proc/meminfo", "MemTotal")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	r.machine = fmt.Sprintf("%d CPUs (%s), %s memory, Linux %s, %s", runtime.NumCPU(), model, humanKB(mem),
-		strings.TrimSpace(string(kernel)), runtime.Version())
-	var ver, sb, sync, fsync, maxc string
-	err := s.db.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('shared_buffers'),
-	current_setting('synchronous_commit'), current_setting('fsync'), current_setting('max_connections')`).Scan(&ver, &sb, &sync, &fsync, &maxc)
+	r.machine = testbed.Machine()
+	var err error
+	r.postgres, err = testbed.Postgres(ctx, s.db, "shared_buffers", "synchronous_commit", "fsync", "max_connections")
 	if err != nil {
-		return fmt.Errorf("read PostgreSQL settings: %w", err)
+		return err
 	}
-	r.postgres = fmt.Sprintf("PostgreSQL %s (shared_buffers %s, synchronous_commit %s, fsync %s, max_connections %s), same machine", ver, sb, sync, fsync, maxc)
-	rev, _ := exec.CommandContext(ctx, "git", "-C", r.root, "rev-parse", "--short", "HEAD").Output()
-	status, _ := exec.CommandContext(ctx, "git", "-C", r.root, "status", "--porcelain", "--", ".", ":!bench").Output()
-	r.code = "commit " + strings.TrimSpace(string(rev))
-	if n := len(strings.Fields(string(status))); n > 0 {
+	commit, changed := testbed.Code(ctx, r.root)
+	r.code = "commit " + commit
+	if len(changed) > 0 {
 		r.code += " with uncommitted changes outside bench/"
 	}
 	return nil
-}
-
-func firstField(path, name string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == name {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func humanKB(s string) string {
-	var kb float64
-	if _, err := fmt.Sscanf(s, "%f kB", &kb); err != nil {
-		return s
-	}
-	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-}
-
-func command() string {
-	parts := []string{"go", "run", "./bench/suite"}
-	for _, a := range os.Args[1:] {
-		if strings.ContainsAny(a, " \t'\"$`\\") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
 }
 
 // ceilingAt is the ceiling rate on the P-partition topic at c connections
@@ -154,13 +114,13 @@ func (r *report) markdown(base string) string {
 	w("")
 	w("Command (module root, after `scripts/services up && eval \"$(scripts/services env)\"`):")
 	w("")
-	w("    %s", command())
+	w("    %s", testbed.Command("./bench/suite", os.Args[1:]))
 	w("")
 	w("- Machine: %s", r.machine)
 	w("- Database: %s", r.postgres)
 	w("- Broker: Kafka at %s (single node, same machine); every process below shares the same CPUs", os.Getenv("KAFKA_BROKERS"))
 	w("- Code: %s", r.code)
-	w("- Data: %d records per topic, keys drawn uniformly (fixed seed) from %d (%d distinct), values ~%d-byte JSON, no tombstones; one topic per partition count %v, the same records in each", o.records, o.keys, r.distinctKeys, valueSize, o.partitions)
+	w("- Data: %d records per topic, keys drawn uniformly (fixed seed) from %d (%d distinct), values ~%d-byte JSON, no tombstones; one topic per partition count %v, the same records in each", o.records, o.keys, r.distinctKeys, dataset.ValueSize, o.partitions)
 	w("- Sweep: %s; latency runs of %s at half each point's drain rate; naive consumer for %s", map[bool]string{true: "full", false: "default subset (-full for all)"}[o.full], o.latency, o.naiveTime)
 	w("- Time: %.0f s in all (%s)", r.total.Seconds(), strings.Join(r.phases, ", "))
 	w("- Files: %s.csv (every figure), %s-throughput.png", base, base)

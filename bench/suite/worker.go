@@ -1,24 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/sinkworker/sinkworker/bench/internal/rss"
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/bench/internal/broker"
+	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
+	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
 
 // point is one sinkworker configuration of the sweep.
@@ -76,110 +73,6 @@ func (r pointResult) steadyRate() float64 {
 	return rate(int64(r.records)-r.firstCount, r.drain-r.firstCommit)
 }
 
-// proc is one running child process (a worker, naive consumer or Connect).
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    string
-}
-
-func startProc(ctx context.Context, bin string, args, env []string, logPath string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &proc{cmd: cmd, exited: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.exited) }()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits up to grace, then kills the process group.
-// maxRSS is the process's own peak (VmHWM, read just before SIGTERM): the
-// rusage figure is not, as on Linux exec records the forking parent's peak
-// (this harness, which holds the dataset) in the child's ru_maxrss.
-func (p *proc) stop(grace time.Duration) (exitCode int, cpu time.Duration, maxRSS int64) {
-	maxRSS = rss.Peak(p.cmd.Process.Pid)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	}
-	st := p.cmd.ProcessState
-	cpu = st.UserTime() + st.SystemTime()
-	return st.ExitCode(), cpu, maxRSS
-}
-
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.exited
-}
-
-func (p *proc) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func workerEnv(s *services, topic, group, table, member string, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !ownedSetting(k) {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "KAFKA_BROKERS="+strings.Join(s.brokers, ","), "DATABASE_URL="+s.dsn,
-		"KAFKA_TOPICS="+topic, "KAFKA_GROUP="+group, "SINK_TABLE_MAP="+topic+"="+table,
-		"SINK_MEMBER="+member, "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn")
-	return append(env, extra...)
-}
-
-func ownedSetting(k string) bool {
-	for _, p := range []string{"KAFKA_", "SINK_", "BATCH_", "POOL_", "LOG_"} {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	switch k {
-	case "DATABASE_URL", "ERROR_POLICY", "DLQ_TOPIC", "HTTP_ADDR", "SHUTDOWN_TIMEOUT":
-		return true
-	}
-	return false
-}
-
-// offsets reads a group's sink_offsets next_offset per partition.
-func offsets(ctx context.Context, s *services, group, topic string, parts int) ([]int64, error) {
-	next := make([]int64, parts)
-	rows, err := s.db.Query(ctx, `SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2`, group, topic)
-	if err != nil {
-		if undefinedTable(err) {
-			return next, nil
-		}
-		return nil, err
-	}
-	var p int32
-	var o int64
-	_, err = pgx.ForEachRow(rows, []any{&p, &o}, func() error {
-		if int(p) < parts {
-			next[p] = o
-		}
-		return nil
-	})
-	return next, err
-}
-
 func sum(xs []int64) (s int64) {
 	for _, x := range xs {
 		s += x
@@ -190,34 +83,22 @@ func sum(xs []int64) (s int64) {
 // runPoint drains the point's pre-produced topic with fresh group and table,
 // then (latency > 0) measures end-to-end latency on a fresh topic at half
 // the drain rate. Retrying on disturbance is the caller's.
-func (b *bench) runPoint(ctx context.Context, pt point, d *dataset, l *layout, env []string, latency time.Duration) (pointResult, error) {
+func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *dataset.Layout, env []string, latency time.Duration) (pointResult, error) {
 	s := b.s
-	r := pointResult{point: pt, records: d.n}
-	id := b.nextID()
-	group, table := fmt.Sprintf("bs%s-%d", b.stamp, id), fmt.Sprintf("bench_suite_%s_%d", b.stamp, id)
-	defer func() {
-		if !b.o.keep {
-			s.dropTable(table)
-			s.dropGroup(group)
-		}
-	}()
+	r := pointResult{point: pt, records: d.N}
+	id, group, table := b.fresh()
+	defer b.forget(table, group)
 	extra := append([]string{"POOL_MAX_CONNS=" + strconv.Itoa(pt.pool), "BATCH_MAX_RECORDS=" + strconv.Itoa(pt.batch)}, env...)
 	if _, err := s.db.Exec(ctx, "CHECKPOINT"); err != nil {
 		return r, fmt.Errorf("checkpoint: %w", err)
 	}
-	procs, err := b.startWorkers(ctx, pt.workers, l.topic, group, table, id, extra)
+	procs, err := b.startWorkers(pt.workers, l.Topic, group, table, id, extra)
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		for _, p := range procs {
-			if !p.done() {
-				p.kill()
-			}
-		}
-	}()
+	defer killAll(procs)
 	start := time.Now()
-	total := int64(d.n)
+	total := int64(d.N)
 	app := "sinkworker/" + group + "/%"
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -228,15 +109,15 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset, l *layout, e
 			return r, ctx.Err()
 		case now := <-tick.C:
 			for _, p := range procs {
-				if p.done() {
-					return r, fmt.Errorf("a worker exited early (%s)\n%s", p.cmd.ProcessState, tail(p.log, 20))
+				if p.Done() {
+					return r, fmt.Errorf("a worker exited early (%s)\n%s", p.Cmd.ProcessState, p.Tail(20))
 				}
 			}
-			next, err := offsets(ctx, s, group, l.topic, l.parts)
+			next, err := sinkdb.Next(ctx, s.db, group, l.Topic, l.Parts)
 			if err != nil {
 				return r, fmt.Errorf("poll sink_offsets: %w", err)
 			}
-			c, err := s.connsLike(ctx, app)
+			c, err := sinkdb.Conns(ctx, s.db, app)
 			if err != nil {
 				return r, err
 			}
@@ -261,12 +142,12 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset, l *layout, e
 	}
 drained:
 	for _, p := range procs {
-		code, cpu, peak := p.stop(60 * time.Second)
-		r.cpu += cpu
-		r.maxRSS, r.sumRSS = max(r.maxRSS, peak), r.sumRSS+peak
-		r.logLines += len(lines(p.log))
-		if code != 0 {
-			return r, fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", code, tail(p.log, 20))
+		exit := p.Stop(60 * time.Second)
+		r.cpu += exit.CPU
+		r.maxRSS, r.sumRSS = max(r.maxRSS, exit.PeakRSS), r.sumRSS+exit.PeakRSS
+		r.logLines += len(p.Lines())
+		if exit.Code != 0 {
+			return r, fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
 		}
 	}
 	if err := checkTable(ctx, s, table, d, l); err != nil {
@@ -280,20 +161,28 @@ drained:
 	return r, nil
 }
 
-func (b *bench) startWorkers(ctx context.Context, n int, topic, group, table string, id int, extra []string) ([]*proc, error) {
-	var procs []*proc
+// startWorkers starts n worker processes in one group, members w0..w<n-1>.
+func (b *bench) startWorkers(n int, topic, group, table string, id int, extra []string) ([]*proc.Proc, error) {
+	var procs []*proc.Proc
 	for w := range n {
 		logPath := filepath.Join(b.tmp, fmt.Sprintf("worker-%d-%d.log", id, w))
-		p, err := startProc(ctx, b.workerBin, nil, workerEnv(b.s, topic, group, table, fmt.Sprintf("w%d", w), extra...), logPath)
+		env := proc.WorkerEnv(os.Environ(), b.s.brokers, b.s.dsn, topic, group, table,
+			append([]string{fmt.Sprintf("SINK_MEMBER=w%d", w)}, extra...)...)
+		p, err := proc.Start(b.workerBin, nil, env, logPath)
 		if err != nil {
-			for _, q := range procs {
-				q.kill()
-			}
+			killAll(procs)
 			return nil, err
 		}
 		procs = append(procs, p)
 	}
 	return procs, nil
+}
+
+// killAll kills the processes that are still running.
+func killAll(procs []*proc.Proc) {
+	for _, p := range procs {
+		p.Kill()
+	}
 }
 
 // latency runs the point's settings on a fresh topic of the same partition
@@ -303,35 +192,26 @@ func (b *bench) startWorkers(ctx context.Context, n int, topic, group, table str
 // committed.
 func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur time.Duration) error {
 	s := b.s
-	id := b.nextID()
+	id, group, table := b.fresh()
 	topic := fmt.Sprintf("bench-suite-%s-lat-%d", b.stamp, id)
-	group, table := fmt.Sprintf("bs%s-%d", b.stamp, id), fmt.Sprintf("bench_suite_%s_%d", b.stamp, id)
 	defer func() {
 		if !b.o.keep {
-			s.dropTable(table)
-			s.dropGroup(group)
 			s.dropTopics(topic, topic+".dlq")
 		}
 	}()
-	if err := s.createTopic(ctx, topic, int32(r.parts)); err != nil {
+	defer b.forget(table, group)
+	if err := broker.CreateTopic(ctx, s.adm, topic, int32(r.parts)); err != nil {
 		return err
 	}
 	// The table and offsets exist before the first poll.
-	cfg := sink.Config{Topics: []string{topic}, TableMap: map[string]string{topic: table}, Mode: sink.ModeUpsert, OffsetsTable: "sink_offsets"}
-	if err := sink.EnsureTables(ctx, s.db, cfg); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table); err != nil {
 		return err
 	}
-	procs, err := b.startWorkers(ctx, r.workers, topic, group, table, id, extra)
+	procs, err := b.startWorkers(r.workers, topic, group, table, id, extra)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, p := range procs {
-			if !p.done() {
-				p.kill()
-			}
-		}
-	}()
+	defer killAll(procs)
 	if err := waitStable(ctx, s, group, r.workers, 60*time.Second); err != nil {
 		return err
 	}
@@ -354,7 +234,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 				polled <- nil
 				return
 			case <-t.C:
-				next, err := offsets(pollCtx, s, group, topic, r.parts)
+				next, err := sinkdb.Next(pollCtx, s.db, group, topic, r.parts)
 				if err != nil {
 					if pollCtx.Err() != nil {
 						polled <- nil
@@ -379,7 +259,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		next, err := offsets(ctx, s, group, topic, r.parts)
+		next, err := sinkdb.Next(ctx, s.db, group, topic, r.parts)
 		if err != nil {
 			stopPoll()
 			<-polled
@@ -401,7 +281,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 		return err
 	}
 	for _, p := range procs {
-		p.stop(60 * time.Second)
+		p.Stop(60 * time.Second)
 	}
 	// For each record: the first observation with next_offset > its offset.
 	lat := make([]time.Duration, 0, len(sentRecs))
@@ -449,27 +329,4 @@ func assigned(g kadm.DescribedGroup) bool {
 		}
 	}
 	return true
-}
-
-func lines(path string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func tail(path string, n int) string {
-	ls := lines(path)
-	ls = ls[max(0, len(ls)-n):]
-	return "log " + path + " (last lines):\n  " + strings.Join(ls, "\n  ")
 }
