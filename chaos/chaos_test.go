@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
 )
@@ -85,13 +89,31 @@ func chaosSeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// groupProtocols are the KAFKA_GROUP_PROTOCOL values the suite runs, in
+// order; CHAOS_GROUP_PROTOCOL picks one of them (default: both).
+var groupProtocols = []string{"classic", "consumer"}
+
+func chaosProtocols(t *testing.T) []string {
+	p := os.Getenv("CHAOS_GROUP_PROTOCOL")
+	if p == "" {
+		return groupProtocols
+	}
+	require.Contains(t, groupProtocols, p, "CHAOS_GROUP_PROTOCOL")
+	return []string{p}
+}
+
 // TestChaos runs the chaos suite in insert mode and in upsert mode, one
-// after the other, each with its own topic, table and group.
+// after the other, each with its own topic, table and group, under the
+// classic group protocol and then under KIP-848's consumer protocol.
 func TestChaos(t *testing.T) {
-	sz, seed := chaosSize(t), chaosSeed(t)
-	rerun := fmt.Sprintf("CHAOS_SEED=%d go test -count=1 -v ./chaos/", seed)
+	sz, seed, protocols := chaosSize(t), chaosSeed(t), chaosProtocols(t)
+	env := fmt.Sprintf("CHAOS_SEED=%d", seed)
+	if len(protocols) == 1 {
+		env += " CHAOS_GROUP_PROTOCOL=" + protocols[0]
+	}
+	rerun := env + " go test -count=1 -v ./chaos/"
 	if sz.name == "full" {
-		rerun = fmt.Sprintf("CHAOS_SIZE=full CHAOS_SEED=%d go test -count=1 -timeout 3h -v ./chaos/", seed)
+		rerun = "CHAOS_SIZE=full " + env + " go test -count=1 -timeout 3h -v ./chaos/"
 	}
 	t.Logf("chaos size %s, seed %d; replay this schedule with: %s", sz.name, seed, rerun)
 	t.Cleanup(func() {
@@ -107,10 +129,16 @@ func TestChaos(t *testing.T) {
 	})
 	services(t, "pg-start")
 	services(t, "kafka-start")
-	for i, mode := range []string{"insert", "upsert"} {
-		t.Run(mode, func(t *testing.T) {
-			runMode(t, mode, sz, rand.New(rand.NewPCG(seed, uint64(i))))
-		})
+	for pi, protocol := range groupProtocols {
+		if !slices.Contains(protocols, protocol) {
+			continue
+		}
+		for mi, mode := range []string{"insert", "upsert"} {
+			t.Run(protocol+"/"+mode, func(t *testing.T) {
+				// Classic runs draw from streams 0 and 1, as before there were two protocols.
+				runMode(t, mode, protocol, sz, rand.New(rand.NewPCG(seed, uint64(2*pi+mi))))
+			})
+		}
 	}
 }
 
@@ -125,6 +153,7 @@ func services(t *testing.T, args ...string) {
 type run struct {
 	t                   *testing.T
 	mode                string
+	protocol            string // KAFKA_GROUP_PROTOCOL
 	size                size
 	topic, table, group string
 	pool                *pgxpool.Pool
@@ -133,9 +162,9 @@ type run struct {
 	tl                  *timeline
 }
 
-func runMode(t *testing.T, mode string, sz size, rng *rand.Rand) {
+func runMode(t *testing.T, mode, protocol string, sz size, rng *rand.Rand) {
 	began := time.Now()
-	r := newRun(t, mode, sz)
+	r := newRun(t, mode, protocol, sz)
 	// Draw every random choice up front, so the seed alone fixes the schedule.
 	steps, infra := plan(sz, rand.New(rand.NewPCG(rng.Uint64(), 1)))
 	prod := newProducer(t, r.topic, sz.keys, rng.Uint64())
@@ -169,10 +198,10 @@ func runMode(t *testing.T, mode string, sz size, rng *rand.Rand) {
 	t.Logf("timeline (seconds since the faults began):\n%s", r.tl.String())
 	t.Logf("I4: %s", i4.summary())
 	t.Logf("pauses (no progress on a partition while it had records waiting), largest first:\n%s", ps.top(6))
-	t.Logf("FIGURES mode=%s size=%s: records=%d (acked %d, failed produces %d) kills=%d restarts=%d joins=%d leaves=%d "+
+	t.Logf("FIGURES mode=%s protocol=%s size=%s: records=%d (acked %d, failed produces %d) kills=%d restarts=%d joins=%d leaves=%d "+
 		"zombies=%d crashes=%d db_restarts=%d broker_restarts=%d missing=%d extra=%d dlq=%d i4_violations=%d "+
 		"longest_pause=%s longest_rebalance_pause=%s longest_clean_rebalance_pause=%s duration=%v",
-		mode, sz.name, log.count(), prod.ackedCount(), prod.failedCount(), counts["kill"], counts["restart"], counts["join"],
+		mode, protocol, sz.name, log.count(), prod.ackedCount(), prod.failedCount(), counts["kill"], counts["restart"], counts["join"],
 		counts["leave"], counts["zombie"], counts["crash"], counts["db-restart"], counts["broker-restart"], missing, extra, dlq,
 		len(i4.violations), ps.longest(anyPause), ps.longest(membershipCaused), ps.longest(pause.rebalance),
 		time.Since(began).Round(time.Second))
@@ -187,11 +216,14 @@ func runMode(t *testing.T, mode string, sz size, rng *rand.Rand) {
 
 // newRun creates the run's topic; its table, group and topic are dropped
 // after a passing test and kept after a failing one.
-func newRun(t *testing.T, mode string, sz size) *run {
+func newRun(t *testing.T, mode, protocol string, sz size) *run {
 	name := "chaos_" + mode + "_" + testenv.Suffix()
-	r := &run{t: t, mode: mode, size: sz, topic: name, table: name, group: name, tl: newTimeline()}
+	r := &run{t: t, mode: mode, protocol: protocol, size: sz, topic: name, table: name, group: name, tl: newTimeline()}
 	r.pool, r.adm = testPool(t), testenv.Admin(t, brokers)
 	createTopic(t, r.adm, r.topic)
+	if protocol == "consumer" {
+		setGroupSession(t, r.group)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kept for inspection: topic %s (and %s.dlq), table %s, group %s in sink_offsets", r.topic, r.topic, r.table, r.group)
@@ -203,7 +235,7 @@ func newRun(t *testing.T, mode string, sz size) *run {
 		_, _ = r.pool.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{r.table}.Sanitize())
 		_, _ = r.pool.Exec(ctx, "DELETE FROM sink_offsets WHERE consumer_group = $1", r.group)
 	})
-	t.Logf("mode %s: topic, table and group %s; %d records, %v of faults", mode, name, sz.records, sz.faults)
+	t.Logf("mode %s, %s group protocol: topic, table and group %s; %d records, %v of faults", mode, protocol, name, sz.records, sz.faults)
 	return r
 }
 
@@ -256,11 +288,46 @@ func (r *run) drain(faultEnd time.Time) []int64 {
 
 // workerEnv is the environment every worker of the run shares.
 func (r *run) workerEnv() []string {
-	return append(os.Environ(),
+	env := append(os.Environ(),
 		"KAFKA_TOPICS="+r.topic, "KAFKA_GROUP="+r.group, "SINK_MODE="+r.mode,
-		"SINK_TABLE_MAP="+r.topic+"="+r.table, "KAFKA_SESSION_TIMEOUT="+sessionTimeout.String(),
+		"KAFKA_GROUP_PROTOCOL="+r.protocol,
 		"SHUTDOWN_TIMEOUT=10s", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_RECORDS=500",
-		"LOG_LEVEL=info", "LOG_FORMAT=json")
+		"SINK_TABLE_MAP="+r.topic+"="+r.table, "LOG_LEVEL=info", "LOG_FORMAT=json")
+	if r.protocol == "classic" { // the consumer protocol takes it from the group's config
+		env = append(env, "KAFKA_SESSION_TIMEOUT="+sessionTimeout.String())
+	}
+	return env
+}
+
+// setGroupSession gives a KIP-848 group the session timeout the classic runs
+// use, through its group config (scripts/services lowers the broker's
+// minimum to allow it), with heartbeats every third of it.
+func setGroupSession(t *testing.T, group string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	require.NoError(t, err)
+	defer cl.Close()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"consumer.session.timeout.ms", sessionTimeout}, {"consumer.heartbeat.interval.ms", sessionTimeout / 3}} {
+		rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		rc.Name, rc.Op, rc.Value = c.name, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(strconv.FormatInt(c.d.Milliseconds(), 10))
+		res.Configs = append(res.Configs, rc)
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(t.Context(), cl)
+	require.NoError(t, err, "set the group config of %s", group)
+	for _, r := range resp.Resources {
+		var msg string
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		require.NoError(t, kerr.ErrorForCode(r.ErrorCode), "set the group config of %s: %s", group, msg)
+	}
 }
 
 // testPool is the test's own pool, with an application_name no worker uses

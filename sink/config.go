@@ -30,6 +30,12 @@ const (
 	ModeInsert = "insert" // one row per record, keyed by topic, partition, offset
 )
 
+// Group protocols of KAFKA_GROUP_PROTOCOL.
+const (
+	GroupProtocolClassic  = "classic"  // JoinGroup/SyncGroup, cooperative-sticky
+	GroupProtocolConsumer = "consumer" // KIP-848, the broker assigns
+)
+
 // Config is the whole worker's configuration. go-envconfig fills it from the
 // environment names in the tags (see DESIGN.md and the README); tests build it
 // directly. Validate names every problem at once.
@@ -47,6 +53,15 @@ type Config struct {
 	// (a crashed or frozen process) before moving its partitions. Kafka
 	// bounds it with group.min/max.session.timeout.ms (6s-30m by default).
 	SessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT, default=45s"`
+	// GroupProtocol is the consumer-group protocol: "classic" (JoinGroup
+	// and SyncGroup, the cooperative-sticky balancer run by the members) or
+	// "consumer" (KIP-848, Kafka 4.0+: the broker assigns partitions
+	// incrementally and no rebalance stops the whole group). Under
+	// "consumer" the group's session timeout is the broker's group config
+	// consumer.session.timeout.ms, so KAFKA_SESSION_TIMEOUT must not be set,
+	// as Kafka's Java client refuses session.timeout.ms there. A broker
+	// without KIP-848 gets the classic protocol.
+	GroupProtocol string `env:"KAFKA_GROUP_PROTOCOL, default=classic"`
 	// FetchMaxPartitionBytes caps what one fetch returns for one partition
 	// (Kafka's max.partition.fetch.bytes; 1 MiB there). A partition may
 	// overshoot its share of SINK_BUFFER_MAX_BYTES by one such fetch,
@@ -168,6 +183,11 @@ func LoadConfig(ctx context.Context, l envconfig.Lookuper) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, set := l.Lookup("KAFKA_SESSION_TIMEOUT"); set && cfg.GroupProtocol == GroupProtocolConsumer {
+		errs = append(errs, errors.New("KAFKA_SESSION_TIMEOUT: not used with KAFKA_GROUP_PROTOCOL=consumer: "+
+			"the group's session timeout is the broker's group config consumer.session.timeout.ms "+
+			"(kafka-configs.sh --entity-type groups); unset it"))
+	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("%w:\n%w", ErrConfig, errors.Join(errs...))
 	}
@@ -208,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTimeout < time.Second {
 		bad("KAFKA_SESSION_TIMEOUT: must be at least 1s, got %s", c.SessionTimeout)
+	}
+	if c.GroupProtocol != GroupProtocolClassic && c.GroupProtocol != GroupProtocolConsumer {
+		bad("KAFKA_GROUP_PROTOCOL: must be classic or consumer, got %q", c.GroupProtocol)
 	}
 	switch c.SASL.Mechanism {
 	case "":

@@ -95,6 +95,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{variable: "DLQ_TOPIC", got: cfg.DLQTopic, want: ""},
 		{variable: "HTTP_ADDR", got: cfg.HTTPAddr, want: ":9090"},
 		{variable: "SHUTDOWN_TIMEOUT", got: cfg.ShutdownTimeout, want: 30 * time.Second},
+		{variable: "KAFKA_GROUP_PROTOCOL", got: cfg.GroupProtocol, want: "classic"},
 		{variable: "SINK_TX_IDLE_TIMEOUT", got: cfg.TxIdleTimeout, want: 60 * time.Second},
 		{variable: "LOG_LEVEL", got: cfg.LogLevel, want: "info"},
 		{variable: "LOG_FORMAT", got: cfg.LogFormat, want: "json"},
@@ -141,6 +142,13 @@ func TestLoadConfigValues(t *testing.T) {
 			check: func(t *testing.T, cfg Config) {
 				assert.Equal(t, pgx.Identifier{"orders_v1"}, cfg.Table("Orders.v1"))
 				assert.Equal(t, pgx.Identifier{"t_9_lives"}, cfg.Table("9-lives"))
+			},
+		},
+		{
+			name: "consumer group protocol",
+			env:  map[string]string{"KAFKA_GROUP_PROTOCOL": "consumer"},
+			check: func(t *testing.T, cfg Config) {
+				assert.Equal(t, GroupProtocolConsumer, cfg.GroupProtocol)
 			},
 		},
 		{
@@ -222,6 +230,7 @@ func TestLoadConfigErrors(t *testing.T) {
 				"KAFKA_GROUP":                     "",
 				"KAFKA_START_OFFSET":              "middle",
 				"KAFKA_SESSION_TIMEOUT":           "10ms",
+				"KAFKA_GROUP_PROTOCOL":            "eager",
 				"KAFKA_SASL_MECHANISM":            "GSSAPI",
 				"DATABASE_URL":                    "postgres://sink:pw@127.0.0.1:notaport/db",
 				"SINK_TABLE_MAP":                  "elsewhere=x",
@@ -246,7 +255,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			},
 			wantBad: []string{
 				"BATCH_LINGER", "BATCH_MAX_BYTES", "BATCH_MAX_RECORDS", "DATABASE_URL", "DLQ_TOPIC",
-				"ERROR_POLICY", "HTTP_ADDR", "KAFKA_BROKERS", "KAFKA_FETCH_MAX_PARTITION_BYTES", "KAFKA_GROUP", "KAFKA_SASL_MECHANISM",
+				"ERROR_POLICY", "HTTP_ADDR", "KAFKA_BROKERS", "KAFKA_FETCH_MAX_PARTITION_BYTES", "KAFKA_GROUP", "KAFKA_GROUP_PROTOCOL", "KAFKA_SASL_MECHANISM",
 				"KAFKA_SESSION_TIMEOUT", "KAFKA_START_OFFSET", "KAFKA_TOPICS", "LOG_FORMAT", "LOG_LEVEL",
 				"POOL_MAX_CONNS", "SHUTDOWN_TIMEOUT", "SINK_BUFFER_MAX_BYTES", "SINK_MAPPING", "SINK_MAX_RECORD_BYTES", "SINK_MEMBER",
 				"SINK_MODE", "SINK_OFFSETS_TABLE", "SINK_TABLE_MAP", "SINK_TX_IDLE_TIMEOUT",
@@ -289,6 +298,11 @@ func TestLoadConfigErrors(t *testing.T) {
 				"KAFKA_TOPICS":      "-",
 			},
 			wantBad: []string{"BATCH_MAX_RECORDS", "KAFKA_TOPICS", "SINK_MODE"},
+		},
+		{
+			name:    "session timeout under the consumer protocol",
+			env:     map[string]string{"KAFKA_GROUP_PROTOCOL": "consumer", "KAFKA_SESSION_TIMEOUT": "45s"},
+			wantBad: []string{"KAFKA_SESSION_TIMEOUT"},
 		},
 		{
 			name:    "TLS files without TLS and a cert without a key",

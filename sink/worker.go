@@ -264,6 +264,11 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		// bounded, so an unreachable DLQ surfaces as a transient error.
 		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
 	}
+	if c.GroupProtocol == GroupProtocolConsumer {
+		// The broker's "uniform" assignor, sticky like the balancer above,
+		// which franz-go keeps for a broker without KIP-848.
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
 	sec, err := securityOpts(c)
 	if err != nil {
 		return nil, err
@@ -316,7 +321,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 
-	w.log.Info("consuming", "topics", w.cfg.Topics, "group", w.cfg.Group,
+	w.log.Info("consuming", "topics", w.cfg.Topics, "group", w.cfg.Group, "group_protocol", w.cfg.GroupProtocol,
 		"application_name", ApplicationName(w.cfg.Group, w.cfg.Member))
 	w.poll(ctx)
 

@@ -142,12 +142,19 @@ FROM `+pgx.Identifier{table}.Sanitize()+` WHERE kafka_topic = $1`, topic).Scan(&
 // partitions, the sum never exceeds the partition count and reaches it,
 // and the final table is exact.
 func TestConnectionsFollowAssignment(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) { connectionsFollowAssignment(t, protocol) })
+	}
+}
+
+func connectionsFollowAssignment(t *testing.T, protocol string) {
 	pool := db(t)
 	topic, table, group := newTopic(t, e2ePartitions), uniq("t"), uniq("g")
 	dropTable(t, pool, table)
 	env := map[string]string{
 		"KAFKA_TOPICS": topic, "KAFKA_GROUP": group, "SINK_MODE": "insert",
 		"SINK_TABLE_MAP": topic + "=" + table, "BATCH_MAX_RECORDS": "200",
+		"KAFKA_GROUP_PROTOCOL": protocol,
 	}
 	recs := workload(e2eRecords, 20_000, 5, 42)
 
@@ -233,6 +240,9 @@ func TestConnectionsFollowAssignment(t *testing.T) {
 	waitApplied(t, pool, group, topic, 3*time.Minute)
 	stopSampling()
 	<-sampled
+	listed, err := admin(t).ListGroupsByType(t.Context(), []string{protocol})
+	require.NoError(t, err)
+	assert.Contains(t, listed.Groups(), group, "the group runs the %s protocol", protocol)
 	for _, w := range workers {
 		w.stop()
 	}
