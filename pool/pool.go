@@ -52,6 +52,9 @@ func Size(assigned, maxConns int) int {
 // the pool's state; closing happens only when there is an excess.
 const trimEvery = 100 * time.Millisecond
 
+// closeTimeout bounds one trim's goodbyes to the server.
+const closeTimeout = time.Second
+
 // Pool is a pgxpool sized by Size. It is safe for concurrent use.
 type Pool struct {
 	*pgxpool.Pool
@@ -159,6 +162,10 @@ func (p *Pool) trim(ctx context.Context, limit int) {
 	if excess <= 0 {
 		return
 	}
+	// Closing says goodbye to the server, which can block on a dead
+	// network: never hold up a rebalance or the next tick for long.
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
 	for _, c := range p.AcquireAllIdle(ctx) {
 		if excess > 0 {
 			excess--
