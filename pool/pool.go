@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -90,6 +92,15 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 	// 1795599432623589832). A dead connection now fails at BEGIN instead,
 	// which the partition retries like any database outage, on a new one.
 	pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	// A cancelled query is cancelled on the server too. pgx's default only
+	// closes the socket, and a backend waiting for a lock does not notice
+	// its client is gone until the lock comes: a worker that lost its
+	// partitions while waiting for a zombie's offsets row lock kept that
+	// backend, past its assignment (full chaos run, KIP-848, seed
+	// 1795603979986890262). The cancel request ends the wait at once; the
+	// socket is closed anyway if the server has not answered within
+	// closeTimeout.
+	pc.ConnConfig.BuildContextWatcherHandler = cancelOnServer
 	pp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -97,6 +108,12 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 	p := &Pool{Pool: pp, maxConns: cfg.MaxConns, stop: make(chan struct{})}
 	p.trimmerWG.Go(p.keepTrimmed)
 	return p, nil
+}
+
+// cancelOnServer is the pool's context watcher: a cancelled context sends
+// PostgreSQL a cancel request, and closes the socket after closeTimeout.
+func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
+	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: closeTimeout}
 }
 
 // Close stops the trimming and closes every connection. It may be called

@@ -307,3 +307,45 @@ func TestNewErrorHidesPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelledLockWaitLeavesTheServer cancels a query that waits for a
+// lock another session holds, as a partition's lock of its offsets row is
+// cancelled when the partition is lost while a zombie holds the row. The
+// backend must stop waiting at once, not when the lock is finally granted:
+// it is a connection of this worker for as long as it waits. (pgx's default
+// closes the socket at once and sends the cancel request in the background,
+// so the query returned while the server still waited.)
+func TestCancelledLockWaitLeavesTheServer(t *testing.T) {
+	t.Parallel()
+	name := appName()
+	p := newPool(t, name, Config{MaxConns: 1})
+	holder, err := pgx.Connect(t.Context(), testenv.DatabaseURL(t))
+	require.NoError(t, err)
+	defer holder.Close(context.Background())
+	const key = 0x706f6f6c // "pool"
+	_, err = holder.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, key)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	waited := make(chan error, 1)
+	go func() {
+		_, err := p.Exec(ctx, `SELECT pg_advisory_lock($1)`, key)
+		waited <- err
+	}()
+	waiting := func() int {
+		var n int
+		require.NoError(t, holder.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND wait_event_type = 'Lock'`, name).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return waiting() == 1 }, 10*time.Second, 20*time.Millisecond,
+		"the pool's query waits for the lock")
+	cancel()
+	require.Error(t, <-waited)
+	// No waiting: the partition that cancelled is told it stopped only once
+	// the server let go, so the worker never reports fewer partitions than
+	// it holds backends.
+	assert.Zero(t, waiting(), "the cancelled query stopped waiting on the server before it returned, while the lock is still held")
+	_, err = p.Exec(t.Context(), `SELECT 1`)
+	assert.NoError(t, err, "the connection survives the cancel")
+}
