@@ -51,6 +51,7 @@ func serverConns(t *testing.T, name string) int {
 // concurrently, then releases them all so they sit idle in the pool.
 func openConns(t *testing.T, p *Pool, n int) {
 	t.Helper()
+	p.SetAssigned(t.Context(), n) // else the trimming goroutine may close them before the check below
 	conns := make([]*pgxpool.Conn, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
