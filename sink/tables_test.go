@@ -69,6 +69,7 @@ func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]str
 		Group:                  "sinktest",
 		StartOffset:            "earliest",
 		SessionTimeout:         45 * time.Second,
+		GroupProtocol:          GroupProtocolClassic,
 		DatabaseURL:            testenv.DatabaseURL(t),
 		TableMap:               tableMap,
 		Mode:                   mode,

@@ -40,11 +40,11 @@ func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster,
 	t.Cleanup(c.Close)
 	cfg := Config{
 		Brokers: c.ListenAddrs(), Topics: []string{topic}, Group: wtName("g"), StartOffset: "earliest",
-		SessionTimeout: 6 * time.Second, DatabaseURL: testenv.DatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
+		SessionTimeout: 6 * time.Second, GroupProtocol: GroupProtocolClassic, DatabaseURL: testenv.DatabaseURL(t), TableMap: map[string]string{topic: wtName("t")},
 		Mode: ModeInsert, Mapping: "jsonb", DeleteOnTombstone: true, OffsetsTable: "sink_offsets", Member: "wt",
 		MaxRecordBytes: 4 << 20, BufferMaxBytes: 64 << 20, FetchMaxPartitionBytes: 256 << 10,
 		Batch: batch.Policy{MaxRecords: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond},
-		Pool:  pool.Config{MaxConns: 16}, ErrorPolicy: "dlq", ShutdownTimeout: 10 * time.Second,
+		Pool:  pool.Config{MaxConns: 16}, ErrorPolicy: "dlq", ShutdownTimeout: 10 * time.Second, TxIdleTimeout: time.Minute,
 		LogLevel: "info", LogFormat: "json",
 	}
 	db, err := pgxpool.New(t.Context(), cfg.DatabaseURL)
