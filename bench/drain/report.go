@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
@@ -126,7 +127,7 @@ func (r *report) markdown() string {
 			sec(r.workerCPU), float64(r.workerMaxRSS)/(1<<20))
 		w("- Longest time without progress after the first commit: %s (per-partition progress every %s: %s)",
 			sec(r.longestStall), pollInterval, r.trace)
-		w("- Worker log at LOG_LEVEL=warn: %d lines%s", len(r.logIssues), firstLines(r.logIssues, 5))
+		w("- Worker log at LOG_LEVEL=warn: %d lines%s", len(r.logIssues), proc.FirstLines(r.logIssues, 5))
 	}
 	if r.workerCheck != "" {
 		w("- Checks: worker table %s; ceiling tables hold the same rows as the worker's (values, partitions, offsets, timestamps)", r.workerCheck)
@@ -136,21 +137,6 @@ func (r *report) markdown() string {
 	}
 	w("")
 	w("Times come from polling sink_offsets every %s, so they carry up to that much error. The ceiling writes the same rows (same keys, values, partitions, offsets, timestamps) with the writer's unnest statement, from memory, one goroutine and connection per partition, one transaction per batch, after a CHECKPOINT (the worker run starts after one too).", pollInterval)
-	return b.String()
-}
-
-func firstLines(lines []string, n int) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString(", first ones:")
-	for _, l := range lines[:min(n, len(lines))] {
-		if len(l) > 300 {
-			l = l[:300] + "..."
-		}
-		b.WriteString("\n  `" + strings.ReplaceAll(l, "`", "'") + "`")
-	}
 	return b.String()
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
@@ -165,7 +166,7 @@ func (r *report) summary(p *page, medians map[string][]time.Duration) {
 	if len(r.baseExits) > 0 {
 		p.w("- Base workers after SIGTERM at the end: exit statuses %v", r.baseExits)
 	}
-	p.w("- Worker logs at LOG_LEVEL=warn: %d lines%s (logs in %s)", len(r.logLines), firstLines(r.logLines, 8), r.dir)
+	p.w("- Worker logs at LOG_LEVEL=warn: %d lines%s (logs in %s)", len(r.logLines), proc.FirstLines(r.logLines, 8), r.dir)
 	if r.trace != "" {
 		p.w("- Every observation (elapsed ms, protocol, next_offset per partition): %s", r.trace)
 	}

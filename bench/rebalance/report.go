@@ -161,21 +161,6 @@ func firstErr(s string) string {
 	return " (first: " + strings.SplitN(s, "\n", 2)[0] + ")"
 }
 
-func firstLines(lines []string, n int) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString(", first ones:")
-	for _, l := range lines[:min(n, len(lines))] {
-		if len(l) > 300 {
-			l = l[:300] + "..."
-		}
-		b.WriteString("\n  `" + strings.ReplaceAll(l, "`", "'") + "`")
-	}
-	return b.String()
-}
-
 // write prints the report and saves it at -out, by default
 // bench/results/<date>-rebalance.md under the module root.
 func (r *report) write() error {

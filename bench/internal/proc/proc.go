@@ -139,3 +139,21 @@ func (p *Proc) Tail(n int) string {
 	ls = ls[max(0, len(ls)-n):]
 	return "log " + p.Log + " (last lines):\n  " + strings.Join(ls, "\n  ")
 }
+
+// FirstLines formats the first n of a log's lines for a report, after a
+// count: ", first ones:" and each line in backticks, cut at 300 bytes; ""
+// when there are none.
+func FirstLines(lines []string, n int) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(", first ones:")
+	for _, l := range lines[:min(n, len(lines))] {
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		b.WriteString("\n  `" + strings.ReplaceAll(l, "`", "'") + "`")
+	}
+	return b.String()
+}
