@@ -26,28 +26,15 @@ import (
 	"time"
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
 )
-
-// envList is the repeatable -env KEY=VALUE flag.
-type envList []string
-
-func (e *envList) String() string { return strings.Join(*e, " ") }
-
-func (e *envList) Set(s string) error {
-	k, _, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want KEY=VALUE, got %q", s)
-	}
-	*e = append(*e, s)
-	return nil
-}
 
 // options are the command-line flags.
 type options struct {
 	records    int
 	keys       int
 	partitions int
-	env        envList
+	env        proc.EnvFlag
 	keep       bool
 	timeout    time.Duration
 	batch      int // ceiling batch size: the worker's BATCH_MAX_RECORDS

@@ -26,24 +26,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sinkworker/sinkworker/bench/internal/proc"
 )
-
-// envList is the repeatable -env KEY=VALUE flag.
-type envList []string
-
-func (e *envList) String() string { return strings.Join(*e, " ") }
-
-func (e *envList) Set(s string) error {
-	k, _, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want KEY=VALUE, got %q", s)
-	}
-	if k == "KAFKA_GROUP_PROTOCOL" || k == "SINK_MEMBER" {
-		return fmt.Errorf("%s is the harness's to set", k)
-	}
-	*e = append(*e, s)
-	return nil
-}
 
 // options are the command-line flags.
 type options struct {
@@ -53,7 +38,7 @@ type options struct {
 	settle     time.Duration
 	warmup     time.Duration
 	poll       time.Duration
-	env        envList
+	env        proc.EnvFlag
 	out        string
 	keep       bool
 }
@@ -118,6 +103,11 @@ func (o options) validate() error {
 	}
 	if o.poll < 5*time.Millisecond || o.poll > time.Second {
 		errs = append(errs, errors.New("-poll must be between 5ms and 1s"))
+	}
+	for _, kv := range o.env {
+		if k, _, _ := strings.Cut(kv, "="); k == "KAFKA_GROUP_PROTOCOL" || k == "SINK_MEMBER" {
+			errs = append(errs, fmt.Errorf("-env %s: the harness sets it", k))
+		}
 	}
 	return errors.Join(errs...)
 }

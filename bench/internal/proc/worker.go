@@ -1,6 +1,9 @@
 package proc
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // WorkerEnv is the environment of a sinkworker child: base (the harness's
 // environment) without any sinkworker setting, then the run's own settings
@@ -38,4 +41,20 @@ func workerSetting(k string) bool {
 		return true
 	}
 	return false
+}
+
+// EnvFlag is the harnesses' repeatable -env KEY=VALUE flag: extra settings
+// for the worker, passed to WorkerEnv after the run's own.
+type EnvFlag []string
+
+func (e *EnvFlag) String() string { return strings.Join(*e, " ") }
+
+// Set adds one KEY=VALUE.
+func (e *EnvFlag) Set(s string) error {
+	k, _, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	*e = append(*e, s)
+	return nil
 }
