@@ -14,10 +14,27 @@ import "github.com/twmb/franz-go/pkg/kgo"
 func Dedupe(records []*kgo.Record) (upserts, deletes []*kgo.Record) {
 	last := make(map[string]int, len(records))
 	for i, r := range records {
-		last[string(r.Key)] = i
+		last[string(r.Key)] = i // no allocation: the compiler reads the map by the bytes
 	}
+	return pick(records, func(i int, r *kgo.Record) bool { return last[string(r.Key)] == i })
+}
+
+// DedupeBy is Dedupe with the row a record writes given by key rather than
+// by its key bytes: for keys that decode to the same row from different
+// bytes (the JSON keys "42" and 42, or an object's fields in another
+// order). key is called twice per record.
+func DedupeBy(records []*kgo.Record, key func(*kgo.Record) string) (upserts, deletes []*kgo.Record) {
+	last := make(map[string]int, len(records))
 	for i, r := range records {
-		if last[string(r.Key)] != i {
+		last[key(r)] = i
+	}
+	return pick(records, func(i int, r *kgo.Record) bool { return last[key(r)] == i })
+}
+
+// pick splits the records that win into upserts and deletes.
+func pick(records []*kgo.Record, wins func(int, *kgo.Record) bool) (upserts, deletes []*kgo.Record) {
+	for i, r := range records {
+		if !wins(i, r) {
 			continue
 		}
 		if r.Value == nil {

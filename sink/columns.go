@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,7 @@ type columnsTable struct {
 	cols   map[string]bool // writable columns (not generated, not identity ALWAYS)
 	pk     []string        // primary key columns, in key order
 	loaded time.Time
+	stale  bool // read the catalog before the next prepare
 }
 
 type querier interface {
@@ -73,9 +75,16 @@ ORDER BY a.attnum`, t.id.Sanitize())
 		pk[p-1] = n
 	}
 	t.mu.Lock()
-	t.cols, t.pk, t.loaded = cols, pk, time.Now()
+	t.cols, t.pk, t.loaded, t.stale = cols, pk, time.Now(), false
 	t.mu.Unlock()
 	return nil
+}
+
+// invalidate makes the next prepare read the catalog again.
+func (t *columnsTable) invalidate() {
+	t.mu.Lock()
+	t.stale = true
+	t.mu.Unlock()
 }
 
 // snapshot returns the current columns and key.
@@ -97,6 +106,14 @@ type columnsRows struct {
 // prepare turns records into the arrays the statements take, reading the
 // catalog again (at most every refreshEvery) when a field is unknown.
 func (t *columnsTable) prepare(ctx context.Context, q querier, records []*kgo.Record) (columnsRows, error) {
+	t.mu.Lock()
+	stale := t.stale
+	t.mu.Unlock()
+	if stale {
+		if err := t.load(ctx, q); err != nil {
+			return columnsRows{}, err
+		}
+	}
 	cols, pk, loaded := t.snapshot()
 	if t.keyless {
 		pk = nil
@@ -190,6 +207,44 @@ func keyObject(key []byte, pk []string) (string, error) {
 	return string(key), nil
 }
 
+// canonicalKey names the row key's primary key selects, whatever the key's
+// spelling: each key column's value as text (a JSON string unquoted,
+// anything else compacted), in key order. The JSON keys "42" and 42, and a
+// composite key's fields in any order, are the same row, as PostgreSQL
+// reads them through jsonb_populate_record.
+func canonicalKey(key []byte, pk []string) (string, error) {
+	if len(pk) <= 1 || key == nil {
+		text := string(key)
+		var s string
+		if json.Unmarshal(key, &s) == nil {
+			text = s
+		}
+		return text, nil
+	}
+	if _, err := keyObject(key, pk); err != nil {
+		return "", err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(key, &obj); err != nil {
+		return "", err
+	}
+	parts := make([]string, len(pk))
+	for i, c := range pk {
+		var s string
+		if json.Unmarshal(obj[c], &s) == nil {
+			parts[i] = s
+			continue
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, obj[c]); err != nil {
+			return "", err
+		}
+		parts[i] = b.String()
+	}
+	out, err := json.Marshal(parts)
+	return string(out), err
+}
+
 // keyError is a record key the columns mapping cannot use.
 type keyError struct{ msg string }
 
@@ -214,6 +269,9 @@ func (t *columnsTable) writeSQL(mode string, used, pk []string) string {
 	sql := `INSERT INTO ` + t.id.Sanitize() + ` (` + strings.Join(list, ", ") + `)
 SELECT ` + strings.Join(sel, ", ") + ` FROM (` + t.rowsSQL() + `) AS s`
 	if mode != ModeUpsert {
+		if offsetKeyed(pk) { // a replay is a no-op, as in jsonb mapping
+			sql += "\nON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING"
+		}
 		return sql
 	}
 	var conflict, set []string
@@ -231,6 +289,13 @@ SELECT ` + strings.Join(sel, ", ") + ` FROM (` + t.rowsSQL() + `) AS s`
 		return sql + " DO NOTHING"
 	}
 	return sql + " DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// offsetKeyed reports whether pk is the record's coordinates, the key of
+// an insert-mode table: kafka_topic, kafka_partition, kafka_offset.
+func offsetKeyed(pk []string) bool {
+	k := slices.Sorted(slices.Values(pk))
+	return slices.Equal(k, []string{"kafka_offset", "kafka_partition", "kafka_topic"})
 }
 
 // deleteSQL deletes the rows whose primary key the key objects give.

@@ -36,6 +36,16 @@ const (
 	GroupProtocolConsumer = "consumer" // KIP-848, the broker assigns
 )
 
+// Isolation levels of KAFKA_ISOLATION_LEVEL.
+const (
+	// IsolationReadCommitted reads only records of committed transactions
+	// (and non-transactional ones), up to the last stable offset.
+	IsolationReadCommitted = "read_committed"
+	// IsolationReadUncommitted also reads records of open and aborted
+	// transactions: unsafe, aborted records land in the table.
+	IsolationReadUncommitted = "read_uncommitted"
+)
+
 // Config is the whole worker's configuration. go-envconfig fills it from the
 // environment names in the tags (see DESIGN.md and the README); tests build it
 // directly. Validate names every problem at once.
@@ -49,6 +59,10 @@ type Config struct {
 	// StartOffset is where a partition starts when neither the database
 	// nor Kafka has an offset for it: "earliest" or "latest".
 	StartOffset string `env:"KAFKA_START_OFFSET, default=earliest"`
+	// IsolationLevel is IsolationReadCommitted (the default: records of
+	// aborted transactions are never applied) or IsolationReadUncommitted
+	// (unsafe: they are).
+	IsolationLevel string `env:"KAFKA_ISOLATION_LEVEL, default=read_committed"`
 	// SessionTimeout is how long the group waits for a silent member
 	// (a crashed or frozen process) before moving its partitions. Kafka
 	// bounds it with group.min/max.session.timeout.ms (6s-30m by default).
@@ -103,6 +117,11 @@ type Config struct {
 
 	// ErrorPolicy is "dlq" or "stop".
 	ErrorPolicy string `env:"ERROR_POLICY, default=dlq"`
+	// SystemicRejects is when database rejections stop being dead-lettered
+	// and halt the partition as systemic (SystemicError): this many records
+	// of a partition rejected in a row with one SQLSTATE, or more than half
+	// of a batch and at least this many. 0 never halts. Default 100.
+	SystemicRejects int `env:"ERROR_SYSTEMIC_REJECTS, default=100"`
 	// DLQTopic is the dead-letter topic; empty means "<topic>.dlq".
 	DLQTopic string `env:"DLQ_TOPIC"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
@@ -223,6 +242,9 @@ func (c Config) Validate() error {
 	if c.StartOffset != "earliest" && c.StartOffset != "latest" {
 		bad("KAFKA_START_OFFSET: must be earliest or latest, got %q", c.StartOffset)
 	}
+	if c.IsolationLevel != IsolationReadCommitted && c.IsolationLevel != IsolationReadUncommitted {
+		bad("KAFKA_ISOLATION_LEVEL: must be read_committed or read_uncommitted, got %q", c.IsolationLevel)
+	}
 	if c.FetchMaxPartitionBytes < 1024 {
 		bad("KAFKA_FETCH_MAX_PARTITION_BYTES: must be at least 1024, got %d", c.FetchMaxPartitionBytes)
 	}
@@ -271,6 +293,25 @@ func (c Config) Validate() error {
 			bad("SINK_TABLE_MAP: %s: %v", topic, err)
 		}
 	}
+	if c.Mode == ModeUpsert {
+		// Two topics' keys in one upsert table would overwrite each other's
+		// rows, and each partition's offsets would still say "applied".
+		byTable := map[string]string{}
+		for _, topic := range c.Topics {
+			if t, ok := c.TableMap[topic]; ok {
+				if _, err := ParseIdentifier(t); err != nil {
+					continue // reported above
+				}
+			}
+			table := c.Table(topic).Sanitize()
+			if other, ok := byTable[table]; ok && other != topic {
+				bad("SINK_TABLE_MAP: topics %q and %q both sink into table %s with SINK_MODE=upsert, where their keys "+
+					"would overwrite each other: map one of them to another table", other, topic, table)
+				continue
+			}
+			byTable[table] = topic
+		}
+	}
 	if c.Mode != ModeUpsert && c.Mode != ModeInsert {
 		bad("SINK_MODE: must be upsert or insert, got %q", c.Mode)
 	}
@@ -297,6 +338,9 @@ func (c Config) Validate() error {
 	}
 	if c.ErrorPolicy != "dlq" && c.ErrorPolicy != "stop" {
 		bad("ERROR_POLICY: must be dlq or stop, got %q", c.ErrorPolicy)
+	}
+	if c.SystemicRejects < 0 {
+		bad("ERROR_SYSTEMIC_REJECTS: must be 0 (never halt) or a positive count, got %d", c.SystemicRejects)
 	}
 	if c.DLQTopic != "" && !validTopic(c.DLQTopic) {
 		bad("DLQ_TOPIC: %q is not a valid topic name", c.DLQTopic)

@@ -1,7 +1,9 @@
 package sink
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,11 +14,13 @@ type Class int
 
 const (
 	// Transient errors (database or broker unavailable, serialization
-	// failures, timeouts) are retried, whole transaction, with backoff,
-	// however long they last. Nothing is skipped for them.
+	// failures, lock waits, timeouts) are retried, whole transaction, with
+	// backoff, however long they last. Nothing is skipped for them.
 	Transient Class = iota
-	// Permanent errors belong to the data of a batch (SQLSTATE classes 22
-	// and 23, and the like): retrying the same records fails the same way.
+	// Permanent errors are the server's answer to the data of a batch:
+	// retrying the same records fails the same way. The writer isolates
+	// them to records by bisection; a rejection that does not isolate is
+	// systemic and halts the partition (see SystemicError).
 	Permanent
 	// Fatal errors are configuration problems (SQLSTATE class 42: missing
 	// table or privilege): the worker stops with the message.
@@ -35,24 +39,97 @@ func (c Class) String() string {
 }
 
 // Classify maps err to a Class by type and SQLSTATE, never by message
-// text. Anything not known to be the data's or the configuration's fault is
-// Transient: mistaking an outage for a bad record loses data, while the
-// opposite only waits.
+// text.
+//
+// An error that did not come from the server (connection refused or reset,
+// "conn closed", a deadline, a broker error) is Transient: mistaking an
+// outage for a bad record loses data, while the opposite only waits. When
+// the server did answer, only the SQLSTATEs known to mean "not now" are
+// Transient (outageClass); schema, privilege and login problems are Fatal;
+// everything else, including what a trigger or a function raises
+// (P0001, 2F, 38, 39), a view's check option (44000) and codes this code
+// does not know, is Permanent: the writer isolates it to the records that
+// cause it, and halts the partition when it does not isolate.
 func Classify(err error) Class {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"),
-			pgErr.Code == "21000",               // cardinality violation: ON CONFLICT hit one key twice
-			strings.HasPrefix(pgErr.Code, "54"): // program limit exceeded: a row too big for an index, JSON nested too deep
-			return Permanent
-		case strings.HasPrefix(pgErr.Code, "42"), strings.HasPrefix(pgErr.Code, "28"),
-			strings.HasPrefix(pgErr.Code, "3D"), strings.HasPrefix(pgErr.Code, "3F"):
-			return Fatal // schema, privilege, authentication, missing database or schema
-		}
-		return Transient // 08, 40, 53, 55, 57 and anything unknown
+	if !errors.As(err, &pgErr) {
+		return Transient
 	}
-	// Connection refused or reset, "conn closed", timeouts, broker errors:
-	// all outages.
-	return Transient
+	switch code := pgErr.Code; {
+	case outageClass(code):
+		return Transient
+	case strings.HasPrefix(code, "42"), strings.HasPrefix(code, "28"),
+		strings.HasPrefix(code, "3D"), strings.HasPrefix(code, "3F"):
+		return Fatal // schema, privilege, authentication, missing database or schema
+	}
+	return Permanent
+}
+
+// outageClass reports whether a SQLSTATE says the server cannot take the
+// statement now, whatever its data: retried, never dead-lettered.
+func outageClass(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"), // connection exception
+		strings.HasPrefix(code, "53"), // insufficient resources: disk full, too many connections
+		strings.HasPrefix(code, "57"), // operator intervention: shutdown, cancel, statement timeout
+		strings.HasPrefix(code, "58"), // system error (I/O)
+		strings.HasPrefix(code, "XX"), // internal error, data corrupted
+		strings.HasPrefix(code, "40"), // serialization failure, deadlock, commit outcome unknown
+		code == "55P03",               // lock not available (lock_timeout)
+		code == "55006",               // object in use
+		code == "25P03",               // idle_in_transaction_session_timeout ended the session
+		code == "25006":               // read-only transaction: a standby after a failover
+		return true
+	}
+	return false
+}
+
+// statementTimeout reports whether err is a statement cancelled by the
+// server's statement_timeout (SQLSTATE 57014) rather than by ctx ending
+// (a cancel the worker sent has the same SQLSTATE). The writer answers it
+// by writing smaller statements.
+func statementTimeout(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	return ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014"
+}
+
+// dataClass reports whether a SQLSTATE describes the value itself, so that
+// the server's message may quote it (22P02 "invalid input syntax for type
+// integer: ...") and a RAISE may carry anything: such messages go only to
+// the dead-letter headers, never to a log line.
+func dataClass(code string) bool {
+	for _, p := range []string{"21", "22", "23", "27", "2F", "38", "39", "44", "54", "P0", "09"} {
+		if strings.HasPrefix(code, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Loggable is err as a log line may show it: for a server error whose
+// message may quote row data (see dataClass) the SQLSTATE, the constraint,
+// table and column it names and the error's context, never the message or
+// detail; other errors as they are (they hold no row data, and DSNs and
+// passwords never reach them).
+func Loggable(err error) string {
+	if err == nil {
+		return ""
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !dataClass(pgErr.Code) {
+		return err.Error()
+	}
+	var b strings.Builder
+	if full := err.Error(); strings.HasSuffix(full, pgErr.Error()) {
+		b.WriteString(strings.TrimSuffix(full, pgErr.Error())) // the wrapping's coordinates
+	}
+	fmt.Fprintf(&b, "SQLSTATE %s", pgErr.Code)
+	for _, f := range [][2]string{{"constraint", pgErr.ConstraintName}, {"schema", pgErr.SchemaName},
+		{"table", pgErr.TableName}, {"column", pgErr.ColumnName}, {"routine", pgErr.Routine}} {
+		if f[1] != "" {
+			fmt.Fprintf(&b, " %s=%s", f[0], f[1])
+		}
+	}
+	b.WriteString(" (message and detail withheld: they may quote row data; the dead-letter headers carry them)")
+	return b.String()
 }

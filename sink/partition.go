@@ -199,11 +199,14 @@ func (p *partition) flush(b *batch.Batch) bool {
 		p.w.metrics.acquireWait.Observe(time.Since(start).Seconds())
 		res, err := p.wr.Write(p.ctx, conn, records, p.w.deadLetter)
 		p.w.metrics.txSeconds.Observe(time.Since(start).Seconds())
-		var halt *HaltError
+		var (
+			halt     *HaltError
+			systemic *SystemicError
+		)
 		switch {
 		case err == nil:
 			return res, nil
-		case errors.As(err, &halt):
+		case errors.As(err, &halt), errors.As(err, &systemic):
 			return res, backoff.Permanent(err)
 		case Classify(err) != Transient:
 			return res, backoff.Permanent(err)
@@ -241,19 +244,27 @@ func (p *partition) flush(b *batch.Batch) bool {
 func (p *partition) transient(err error, first, last int64) error {
 	p.w.metrics.retries.WithLabelValues(Transient.String()).Inc()
 	p.w.health.setBackoff(p.key(), true)
-	p.log.Warn("transient error, retrying", "err", err, "first_offset", first, "last_offset", last)
+	p.log.Warn("transient error, retrying", "err", Loggable(err), "first_offset", first, "last_offset", last)
 	return err
 }
 
 // halt stops the partition where it is, says why, and holds it until it
 // is revoked; a fatal (configuration) error stops the whole worker.
 func (p *partition) halt(err error, first, last int64) {
-	var halt *HaltError
-	if errors.As(err, &halt) {
+	var (
+		halt     *HaltError
+		systemic *SystemicError
+	)
+	switch {
+	case errors.As(err, &halt):
 		p.log.Error("bad record; partition halted (ERROR_POLICY=stop)", "offset", halt.Record.Offset,
-			"class", halt.Class, "reason", halt.Reason)
-	} else {
-		p.log.Error("batch failed; partition halted", "err", err,
+			"class", halt.Class, "reason", halt.logReason)
+	case errors.As(err, &systemic):
+		p.log.Error("systemic database rejection; partition halted, nothing dead-lettered (fix the cause, then restart)",
+			"err", Loggable(err), "sqlstate", systemic.Code, "offset", systemic.Offset, "rejected", systemic.Rejected,
+			"first_offset", first, "last_offset", last)
+	default:
+		p.log.Error("batch failed; partition halted", "err", Loggable(err),
 			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
 	}
 	p.w.health.setHalted(p.key(), true)

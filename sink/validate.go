@@ -18,15 +18,28 @@ const (
 	ClassDecode     = "decode"     // the value is not JSON the table can take, or the key is not text
 	ClassKey        = "key"        // no key where the mode needs one
 	ClassTooLarge   = "too_large"  // over SINK_MAX_RECORD_BYTES, or too big for the database
-	ClassData       = "data"       // the database rejected a value (SQLSTATE class 22)
-	ClassConstraint = "constraint" // the database rejected a row (SQLSTATE class 23)
+	ClassData       = "data"       // the database rejected a value (SQLSTATE classes 21, 22)
+	ClassConstraint = "constraint" // the database rejected a row (SQLSTATE class 23, a view's check option 44000)
+	ClassRejected   = "rejected"   // a trigger or function refused the row (RAISE P0001, classes 2F, 38, 39, 27, 09, others)
 )
 
 // badRecord is a record that failed on its own, with why.
 type badRecord struct {
 	rec    *kgo.Record
 	class  string
-	reason string
+	reason string // for the dead-letter header only: it may quote the record
+	code   string // the SQLSTATE of a database rejection, "" for one found in Go
+	err    error  // the database's rejection, nil for one found in Go
+}
+
+// logReason is what a log line may say of why b failed: the reason of a
+// rejection found in Go (it names the problem, not the data), the SQLSTATE
+// and constraint of a database rejection (whose message may quote the row).
+func (b badRecord) logReason() string {
+	if b.code == "" {
+		return b.reason
+	}
+	return "SQLSTATE " + b.code
 }
 
 // check validates in Go what needs no database: size, key, UTF-8, JSON and
@@ -116,15 +129,28 @@ func firstNonSpace(b []byte) int {
 // dbClass is the dead-letter class of a database rejection.
 func dbClass(err error) string {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "23"):
-			return ClassConstraint
-		case strings.HasPrefix(pgErr.Code, "54"):
-			return ClassTooLarge
-		}
+	if !errors.As(err, &pgErr) {
+		return ClassData
 	}
-	return ClassData
+	switch code := pgErr.Code; {
+	case strings.HasPrefix(code, "23"), code == "44000":
+		return ClassConstraint
+	case strings.HasPrefix(code, "54"):
+		return ClassTooLarge
+	case strings.HasPrefix(code, "22"), strings.HasPrefix(code, "21"):
+		return ClassData
+	}
+	return ClassRejected
+}
+
+// dbRejection is a record the database rejected on its own with err.
+func dbRejection(r *kgo.Record, err error) badRecord {
+	b := badRecord{rec: r, class: dbClass(err), reason: dbReason(err), err: err}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		b.code = pgErr.Code
+	}
+	return b
 }
 
 // dbReason is the database's own message and detail, without the SQL.

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unsafe"
@@ -23,6 +24,7 @@ type Result struct {
 	TombstonesSkipped int   // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
 	DeadLettered      int   // records sent to the dead-letter topic
 	Statements        int   // sub-statements spent isolating bad records (0 without any)
+	Shrunk            int   // statements split in two after the server's statement_timeout cancelled them
 	UnknownFields     int   // JSON fields no column takes (SINK_MAPPING=columns), ignored
 	NextOffset        int64 // the partition's next_offset after the commit
 }
@@ -32,12 +34,14 @@ type Result struct {
 type HaltError struct {
 	Record *kgo.Record
 	Class  string
-	Reason string
+	Reason string // may quote the record: never logged
+
+	logReason string // what a log line may say (badRecord.logReason)
 }
 
 func (e *HaltError) Error() string {
 	return fmt.Sprintf("ERROR_POLICY=stop: %s[%d] offset %d: %s: %s",
-		e.Record.Topic, e.Record.Partition, e.Record.Offset, e.Class, e.Reason)
+		e.Record.Topic, e.Record.Partition, e.Record.Offset, e.Class, e.logReason)
 }
 
 // deadLetterFunc produces bad records to the dead-letter topic and returns
@@ -73,7 +77,19 @@ type writer struct {
 	deletes        bool // SINK_DELETE_ON_TOMBSTONE
 	stop           bool // ERROR_POLICY=stop
 	maxRecordBytes int
+	systemic       int           // ERROR_SYSTEMIC_REJECTS, 0: never systemic
 	cols           *columnsTable // SINK_MAPPING=columns, else nil
+
+	// streak is the run of records the database rejected last, in offset
+	// order, carried from one committed batch to the next (the writer
+	// belongs to one partition goroutine).
+	streak rejectStreak
+	// pending is streak as the transaction in progress leaves it, kept
+	// only once it commits.
+	pending rejectStreak
+	// reread is set once a vanished column (42703) made the columns be
+	// read again, until the next commit.
+	reread bool
 
 	begin                                                pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
 	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
@@ -91,6 +107,7 @@ func newWriter(c Config, topic string, partition int32, cols *columnsTable) *wri
 		deletes:        c.DeleteOnTombstone,
 		stop:           c.ErrorPolicy == "stop",
 		maxRecordBytes: c.MaxRecordBytes,
+		systemic:       c.SystemicRejects,
 		cols:           cols,
 		begin:          beginOptions(c.TxIdleTimeout),
 		// The no-op DO UPDATE takes the row lock and returns the stored
@@ -106,9 +123,12 @@ SELECT u.k, u.v::jsonb, $1, u.o, u.ts, now()
 FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o, ts)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
 	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`,
+		// A row already there is a replay (the offsets table lost, restored
+		// or renamed): a no-op, not a constraint violation to dead-letter.
 		insertSQL: `INSERT INTO ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
 SELECT $1, $2, u.o, u.k, u.v::jsonb, u.ts
-FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)`,
+FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`,
 		deleteSQL: `DELETE FROM ` + table + ` WHERE key = ANY($1::text[])`,
 	}
 }
@@ -125,18 +145,6 @@ func beginOptions(idle time.Duration) pgx.TxOptions {
 	}
 	return pgx.TxOptions{BeginQuery: fmt.Sprintf(
 		"BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds())}
-}
-
-// guardNewer makes the writer's statements leave newer data alone, for
-// Redrive, which writes outside the offsets order: an upsert does not
-// replace a row written from a later offset of the same partition, and an
-// insert of a row already present does nothing.
-func (w *writer) guardNewer() {
-	w.upsertSQL += `
-WHERE t.kafka_partition IS DISTINCT FROM EXCLUDED.kafka_partition OR t.kafka_offset IS NULL
-	OR t.kafka_offset < EXCLUDED.kafka_offset`
-	w.insertSQL += `
-ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`
 }
 
 // beginner is what Write needs of a connection: *pgxpool.Conn, *pgx.Conn
@@ -177,6 +185,7 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record, 
 		return res, nil // nothing new: leave the row as it is
 	}
 
+	w.pending = w.streak
 	good, bad := w.validate(fresh)
 	dbBad, err := w.apply(ctx, tx, good, &res)
 	if err != nil {
@@ -202,6 +211,8 @@ func (w *writer) Write(ctx context.Context, db beginner, records []*kgo.Record, 
 	if err := tx.Commit(ctx); err != nil {
 		return res, w.wrap("commit", err)
 	}
+	w.streak = w.pending
+	w.reread = false
 	res.NextOffset = last
 	return res, nil
 }
@@ -225,7 +236,7 @@ func (w *writer) halt(ctx context.Context, db beginner, records []*kgo.Record, b
 	if err != nil {
 		return res, err
 	}
-	return res, &HaltError{Record: first.rec, Class: first.class, Reason: first.reason}
+	return res, &HaltError{Record: first.rec, Class: first.class, Reason: first.reason, logReason: first.logReason()}
 }
 
 // validate splits records into those that pass the Go checks and those
@@ -269,7 +280,7 @@ func (w *writer) apply(ctx context.Context, tx pgx.Tx, records []*kgo.Record, re
 		if w.mode != ModeUpsert || len(rejected) == 0 {
 			break
 		}
-		pending = earlierOfSameKeys(pending, rejected)
+		pending = w.earlierOfSameKeys(pending, rejected)
 	}
 	return bad, nil
 }
@@ -287,51 +298,139 @@ func (w *writer) collapse(records []*kgo.Record, res *Result) []*kgo.Record {
 			live = append(live, r)
 		}
 	}
-	upserts, deletes := batch.Dedupe(live)
+	var upserts, deletes []*kgo.Record
+	if w.cols == nil {
+		upserts, deletes = batch.Dedupe(live)
+	} else {
+		upserts, deletes = batch.DedupeBy(live, w.rowKey)
+	}
 	res.Deduplicated += len(live) - len(upserts) - len(deletes)
 	return append(upserts, deletes...)
 }
 
-// earlierOfSameKeys returns the records of pending that share a key with a
-// rejected record and come before it.
-func earlierOfSameKeys(pending []*kgo.Record, rejected []badRecord) []*kgo.Record {
+// rowKey is the row a record writes, for de-duplication: the key bytes in
+// SINK_MAPPING=jsonb, the decoded primary key in columns mapping, where
+// "42" and 42, or a composite key with its fields in another order, are
+// the same row.
+func (w *writer) rowKey(r *kgo.Record) string {
+	if w.cols == nil {
+		return string(r.Key)
+	}
+	_, pk, _ := w.cols.snapshot()
+	if k, err := canonicalKey(r.Key, pk); err == nil {
+		return k
+	}
+	return string(r.Key) // validate has dead-lettered keys that do not decode
+}
+
+// earlierOfSameKeys returns the records of pending that share a row key
+// with a rejected record and come before it.
+func (w *writer) earlierOfSameKeys(pending []*kgo.Record, rejected []badRecord) []*kgo.Record {
 	cut := make(map[string]int64, len(rejected))
 	for _, b := range rejected {
-		cut[string(b.rec.Key)] = b.rec.Offset
+		cut[w.rowKey(b.rec)] = b.rec.Offset
 	}
 	var out []*kgo.Record
 	for _, r := range pending {
-		if off, ok := cut[string(r.Key)]; ok && r.Offset < off {
+		if off, ok := cut[w.rowKey(r)]; ok && r.Offset < off {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// execIsolating writes ops under a savepoint; if the database rejects them
-// for their data, it bisects to keep every good op and returns the bad.
+// execIsolating writes ops under a savepoint and returns the ops the
+// database rejected on their own, keeping every good one:
+//   - a statement cancelled by the server's statement_timeout is split in
+//     two halves, each written the same way, down to one record; a single
+//     record that still times out is a Transient error (retried with
+//     backoff, never dead-lettered);
+//   - a rejection of the data is bisected (batch.Bisect) to the records
+//     that fail on their own, unless it proves systemic (see
+//     rejectStreak): then it returns a *SystemicError and nothing of the
+//     batch is dead-lettered.
 func (w *writer) execIsolating(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) ([]badRecord, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
 	err := w.execSavepoint(ctx, tx, ops, res)
-	if err == nil || Classify(err) != Permanent {
+	switch {
+	case err == nil:
+		w.pending.reset()
+		return nil, nil
+	case statementTimeout(ctx, err) && len(ops) > 1:
+		res.Shrunk++
+		mid := len(ops) / 2
+		bad, err := w.execIsolating(ctx, tx, ops[:mid], res)
+		if err != nil {
+			return nil, err
+		}
+		more, err := w.execIsolating(ctx, tx, ops[mid:], res)
+		return append(bad, more...), err
+	case Classify(err) != Permanent:
 		return nil, err
 	}
-	rejected, n, err := batch.Bisect(len(ops), err,
-		func(lo, hi int) error { return w.execSavepoint(ctx, tx, ops[lo:hi], res) },
-		func(err error) bool { return Classify(err) == Permanent })
+	whole := err
+	rejected, n, err := batch.Bisect(len(ops), whole,
+		func(lo, hi int) error {
+			if err := w.execSavepoint(ctx, tx, ops[lo:hi], res); err != nil {
+				if hi-lo == 1 && Classify(err) == Permanent {
+					// Bisect finishes ranges in offset order: a single
+					// record rejected here follows the last one finished.
+					if serr := w.pending.reject(ops[lo], err, w.systemic); serr != nil {
+						return serr
+					}
+				}
+				return err
+			}
+			w.pending.reset()
+			return nil
+		},
+		func(err error) bool {
+			var sys *SystemicError
+			return Classify(err) == Permanent && !errors.As(err, &sys)
+		})
 	res.Statements += n
 	if err != nil {
 		return nil, err
 	}
+	if len(ops) == 1 { // Bisect had nothing to split: whole is its rejection
+		if err := w.pending.reject(ops[0], whole, w.systemic); err != nil {
+			return nil, err
+		}
+	}
 	bad := make([]badRecord, len(rejected))
 	for i, r := range rejected {
-		bad[i] = badRecord{rec: ops[r.Index], class: dbClass(r.Err), reason: dbReason(r.Err)}
+		bad[i] = dbRejection(ops[r.Index], r.Err)
+	}
+	if err := systemicShare(bad, len(ops), w.systemic); err != nil {
+		return nil, err
 	}
 	return bad, nil
 }
 
 // execSavepoint runs ops' statements after a SAVEPOINT, in one round trip,
 // and rolls back to it on failure so the transaction stays usable.
+//
+// In SINK_MAPPING=columns, a column the statement names but the table no
+// longer has (SQLSTATE 42703: dropped or renamed since the catalog was
+// read) fails the statement before its SAVEPOINT runs, so the whole
+// transaction is lost: the columns are marked for a new catalog read and a
+// Transient error retries the batch, where the field becomes an unknown
+// one. Only when the catalog was read again since the last commit does
+// 42703 stay Fatal.
 func (w *writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) error {
+	err := w.execOnce(ctx, tx, ops, res)
+	if w.cols == nil || sqlstate(err) != "42703" || w.reread {
+		return err
+	}
+	w.reread = true
+	w.cols.invalidate()
+	return fmt.Errorf("%s[%d]: a column is gone from %s, reading the catalog again: %s",
+		w.topic, w.partition, w.cols.id.Sanitize(), Loggable(err)) // no %w: Transient, not the Fatal 42703
+}
+
+func (w *writer) execOnce(ctx context.Context, tx pgx.Tx, ops []*kgo.Record, res *Result) error {
 	var writes, dels []*kgo.Record
 	if w.mode == ModeInsert {
 		writes = ops
@@ -360,14 +459,24 @@ func (w *writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []*kgo.Record
 		return err
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		if Classify(err) == Permanent {
+		// The transaction stays usable for whatever comes next: the
+		// isolation of bad records, smaller statements, a catalog read.
+		if Classify(err) == Permanent || statementTimeout(ctx, err) {
 			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sink"); rerr != nil {
-				return w.wrap("rollback to savepoint", rerr)
+				// The transaction is lost (the error came before the
+				// SAVEPOINT ran, or the connection): retry all of it, and
+				// never take the rollback's failure for the records'.
+				return fmt.Errorf("%s[%d]: rollback to savepoint: %s, after: %s",
+					w.topic, w.partition, Loggable(rerr), Loggable(err))
 			}
 		}
 		return w.wrapBatch("write", ops, err)
 	}
 	res.Written += int(written.RowsAffected())
+	if w.mode == ModeInsert {
+		// ON CONFLICT DO NOTHING: rows already there are replays.
+		res.AlreadyApplied += len(writes) - int(written.RowsAffected())
+	}
 	res.Deleted += int(deleted.RowsAffected())
 	res.UnknownFields += unknown
 	return nil
@@ -485,6 +594,9 @@ func (w *writer) wrap(step string, err error) error {
 }
 
 func (w *writer) wrapBatch(step string, records []*kgo.Record, err error) error {
+	if len(records) == 0 {
+		return w.wrap(step, err)
+	}
 	return fmt.Errorf("%s %s[%d] offsets %d-%d: %w", step, w.topic, w.partition,
 		records[0].Offset, records[len(records)-1].Offset, err)
 }

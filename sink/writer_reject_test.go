@@ -1,0 +1,359 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sethvargo/go-envconfig"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Rejections the database makes for reasons other than a value's type or a
+// constraint: what a trigger or function raises, and when such a rejection
+// stops being a bad record and becomes a systemic failure.
+
+// rejectTrigger makes f's table refuse, with RAISE EXCEPTION (SQLSTATE
+// P0001), every row whose kafka_offset satisfies cond (SQL over NEW).
+func rejectTrigger(t *testing.T, f *writerFixture, cond string) {
+	t.Helper()
+	fn := pgx.Identifier{f.table[0] + "_reject"}.Sanitize()
+	_, err := f.db.Exec(t.Context(), `CREATE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF `+cond+` THEN
+		RAISE EXCEPTION 'rejected by trigger: secret %', NEW.key;
+	END IF;
+	RETURN NEW;
+END $$`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = f.db.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+fn+` CASCADE`)
+	})
+	_, err = f.db.Exec(t.Context(), `CREATE TRIGGER reject BEFORE INSERT OR UPDATE ON `+f.table.Sanitize()+
+		` FOR EACH ROW EXECUTE FUNCTION `+fn+`()`)
+	require.NoError(t, err)
+}
+
+func TestWriterTriggerRejectionIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	for _, mode := range []string{ModeUpsert, ModeInsert} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f := newWriterFixture(t, db, mode, true)
+			f.cfg.SystemicRejects = 100
+			rejectTrigger(t, f, `NEW.kafka_offset IN (7, 300, 555)`)
+			dl := &deadLetters{}
+
+			got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db, f.records(0, span(0, 599)), dl.send)
+
+			require.NoError(t, err, "a trigger's rejection of three records is theirs, not an outage")
+			assert.Equal(t, map[int64]string{7: ClassRejected, 300: ClassRejected, 555: ClassRejected}, dl.got())
+			for _, b := range dl.bad {
+				assert.Contains(t, b.reason, "P0001", "the header keeps the SQLSTATE")
+				assert.Contains(t, b.reason, "rejected by trigger", "and the server's message")
+				assert.NotContains(t, b.logReason(), "secret", "a log line never quotes the row")
+			}
+			assert.Equal(t, 597, got.Written)
+			assert.EqualValues(t, 600, got.NextOffset)
+			next, ok := f.nextOffset(t, 0)
+			require.True(t, ok)
+			assert.EqualValues(t, 600, next)
+		})
+	}
+}
+
+func TestWriterBrokenTriggerIsSystemic(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	tests := []struct {
+		name    string
+		cond    string
+		limit   int
+		batches [][]*kgo.Record
+		// dead is how many records the batches before the last one
+		// dead-letter; the last one must halt.
+		dead int
+	}{
+		{name: "every record rejected in one batch", cond: `true`, limit: 100, batches: [][]*kgo.Record{span(0, 999)}},
+		{name: "a run across small batches", cond: `true`, limit: 5,
+			batches: [][]*kgo.Record{span(0, 1), span(2, 3), span(4, 5)}, dead: 4},
+		{name: "three in four rejected", cond: `NEW.kafka_offset % 4 <> 0`, limit: 10, batches: [][]*kgo.Record{span(0, 39)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newWriterFixture(t, db, ModeInsert, true)
+			f.cfg.SystemicRejects = tt.limit
+			rejectTrigger(t, f, tt.cond)
+			dl := &deadLetters{}
+			wr := newWriter(f.cfg, f.topic, 0, nil)
+			for _, b := range tt.batches[:len(tt.batches)-1] {
+				_, err := wr.Write(t.Context(), f.db, f.records(0, b), dl.send)
+				require.NoError(t, err)
+			}
+			require.Len(t, dl.got(), tt.dead)
+			before := f.snapshot(t)
+
+			_, err := wr.Write(t.Context(), f.db, f.records(0, tt.batches[len(tt.batches)-1]), dl.send)
+
+			var sys *SystemicError
+			require.ErrorAs(t, err, &sys, "a rejection that does not isolate to records halts: %v", err)
+			assert.Equal(t, "P0001", sys.Code)
+			assert.GreaterOrEqual(t, sys.Rejected, tt.limit)
+			assert.NotContains(t, err.Error(), "secret", "the error never quotes the row")
+			assert.Len(t, dl.got(), tt.dead, "nothing more is dead-lettered")
+			assert.Equal(t, before, f.snapshot(t), "nothing of the batch is applied, the offset does not move")
+		})
+	}
+}
+
+func TestWriterInsertReplayIsNoop(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	f := newWriterFixture(t, db, ModeInsert, true)
+	f.write(t, 0, span(0, 9))
+	_, err := db.Exec(t.Context(), `DELETE FROM `+f.offsets.Sanitize()) // the offsets table lost or re-keyed
+	require.NoError(t, err)
+
+	got := f.write(t, 0, span(0, 14)) // noDeadLetters: a replay is no constraint violation
+
+	assert.Equal(t, 5, got.Written, "only the new records are written")
+	assert.Equal(t, 10, got.AlreadyApplied, "the replayed ones are no-ops")
+	assert.Len(t, f.insertRows(t), 15)
+	next, ok := f.nextOffset(t, 0)
+	require.True(t, ok)
+	assert.EqualValues(t, 15, next)
+}
+
+// failingBatches is a connection whose transactions fail every pipelined
+// batch of statements, as a connection cut after BEGIN would.
+type failingBatches struct{ db beginner }
+
+func (f failingBatches) BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error) {
+	tx, err := f.db.BeginTx(ctx, o)
+	return failingBatchTx{tx}, err
+}
+
+type failingBatchTx struct{ pgx.Tx }
+
+func (failingBatchTx) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
+	return failedBatch{}
+}
+
+type failedBatch struct{}
+
+var errConnCut = errors.New("conn closed")
+
+func (failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errConnCut }
+func (failedBatch) Query() (pgx.Rows, error)         { return nil, errConnCut }
+func (failedBatch) QueryRow() pgx.Row                { return nil }
+func (failedBatch) Close() error                     { return errConnCut }
+func (failedBatch) Tx() pgx.Tx                       { return nil }
+
+func TestWriterAllTombstonesSkipped(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	f := newWriterFixture(t, db, ModeUpsert, false)
+	recs := f.records(0, []*kgo.Record{tomb(0, "a"), tomb(1, "b"), tomb(2, "a")})
+
+	got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), failingBatches{f.db}, recs, noDeadLetters(t))
+
+	require.NoError(t, err, "nothing to write: no statement is sent")
+	assert.Equal(t, 3, got.TombstonesSkipped)
+	assert.EqualValues(t, 3, got.NextOffset)
+}
+
+func TestWriterStatementTimeoutShrinksStatements(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	f := newWriterFixture(t, db, ModeInsert, true)
+	fn := pgx.Identifier{f.table[0] + "_slow"}.Sanitize()
+	_, err := db.Exec(t.Context(), `CREATE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$`)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = db.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+fn+` CASCADE`) })
+	_, err = db.Exec(t.Context(), `CREATE TRIGGER slow BEFORE INSERT ON `+f.table.Sanitize()+` FOR EACH ROW EXECUTE FUNCTION `+fn+`()`)
+	require.NoError(t, err)
+	conn, err := db.Acquire(t.Context())
+	require.NoError(t, err)
+	defer conn.Release() // testPool is this test's: the setting ends with it
+	// 400 rows take about 1.6 s; a quarter of them fits in the timeout.
+	_, err = conn.Exec(t.Context(), `SET statement_timeout = '600ms'`)
+	require.NoError(t, err)
+
+	got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), conn, f.records(0, span(0, 399)), noDeadLetters(t))
+
+	require.NoError(t, err, "a statement over statement_timeout is split, not retried at the same size")
+	assert.Positive(t, got.Shrunk)
+	assert.Equal(t, 400, got.Written)
+	assert.Len(t, f.insertRows(t), 400)
+}
+
+// columnsFixture is a writerFixture whose table the test creates with ddl
+// (%s is the table) for SINK_MAPPING=columns.
+func columnsFixture(t *testing.T, mode, ddl string) (*writerFixture, *columnsTable) {
+	t.Helper()
+	db := testPool(t)
+	f := newWriterFixture(t, db, mode, true)
+	_, err := db.Exec(t.Context(), `DROP TABLE `+f.table.Sanitize())
+	require.NoError(t, err)
+	_, err = db.Exec(t.Context(), fmt.Sprintf(ddl, f.table.Sanitize()))
+	require.NoError(t, err)
+	f.cfg.Mapping = MappingColumns
+	cols := &columnsTable{id: f.table, keyless: mode == ModeInsert}
+	require.NoError(t, cols.load(t.Context(), db))
+	return f, cols
+}
+
+func TestWriterColumnsCanonicalKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ddl  string
+		seed string // SQL run before the batch, %s the table
+		recs []*kgo.Record
+		want string // the table as SQL text, rows ordered
+		sql  string // %s the table
+	}{
+		{
+			name: "an older tombstone spelled as a string never deletes the newer row",
+			ddl:  `CREATE TABLE %s (id int PRIMARY KEY, name text)`,
+			seed: `INSERT INTO %s VALUES (42, 'old')`,
+			recs: []*kgo.Record{raw(0, `"42"`, nil), raw(1, `42`, []byte(`{"name": "new"}`))},
+			sql:  `SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM %s`,
+			want: "42=new",
+		},
+		{
+			name: "a composite key with its fields reordered is one row",
+			ddl:  `CREATE TABLE %s (a int, b text, name text, PRIMARY KEY (a, b))`,
+			recs: []*kgo.Record{
+				raw(0, `{"a": 1, "b": "x"}`, []byte(`{"name": "first"}`)),
+				raw(1, `{"b": "x", "a": "1"}`, []byte(`{"name": "second"}`)),
+			},
+			sql:  `SELECT string_agg(a || b || '=' || name, ',' ORDER BY a) FROM %s`,
+			want: "1x=second",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, cols := columnsFixture(t, ModeUpsert, tt.ddl)
+			if tt.seed != "" {
+				_, err := f.db.Exec(t.Context(), fmt.Sprintf(tt.seed, f.table.Sanitize()))
+				require.NoError(t, err)
+			}
+
+			got, err := newWriter(f.cfg, f.topic, 0, cols).Write(t.Context(), f.db, f.records(0, tt.recs), noDeadLetters(t))
+
+			require.NoError(t, err)
+			assert.Equal(t, 1, got.Deduplicated, "the earlier record of the row is superseded")
+			var table string
+			require.NoError(t, f.db.QueryRow(t.Context(), fmt.Sprintf(tt.sql, f.table.Sanitize())).Scan(&table))
+			assert.Equal(t, tt.want, table)
+		})
+	}
+}
+
+func TestWriterColumnsDroppedColumnReadsCatalogAgain(t *testing.T) {
+	t.Parallel()
+	f, cols := columnsFixture(t, ModeUpsert, `CREATE TABLE %s (id int PRIMARY KEY, name text, extra text)`)
+	_, err := f.db.Exec(t.Context(), `ALTER TABLE `+f.table.Sanitize()+` DROP COLUMN extra`)
+	require.NoError(t, err)
+
+	wr := newWriter(f.cfg, f.topic, 0, cols)
+	recs := f.records(0, []*kgo.Record{raw(0, "1", []byte(`{"name": "n", "extra": "e"}`))})
+
+	_, err = wr.Write(t.Context(), f.db, recs, noDeadLetters(t))
+	require.Error(t, err, "the statement named the dropped column")
+	assert.Equal(t, Transient, Classify(err), "retried after the catalog is read again, not fatal: %v", err)
+	got, err := wr.Write(t.Context(), f.db, recs, noDeadLetters(t))
+
+	require.NoError(t, err, "the retry reads the catalog again")
+	assert.Equal(t, 1, got.Written)
+	assert.Equal(t, 1, got.UnknownFields, "the field is now one no column takes")
+}
+
+func TestCanonicalKey(t *testing.T) {
+	tests := []struct {
+		name string
+		pk   []string
+		a, b string
+		same bool
+	}{
+		{name: "number and string", pk: []string{"id"}, a: `42`, b: `"42"`, same: true},
+		{name: "different values", pk: []string{"id"}, a: `42`, b: `43`},
+		{name: "fields reordered", pk: []string{"a", "b"}, a: `{"a":1,"b":"x"}`, b: `{"b":"x","a":1}`, same: true},
+		{name: "extra field ignored", pk: []string{"a", "b"}, a: `{"a":1,"b":"x","c":2}`, b: `{"b":"x","a":1}`, same: true},
+		{name: "composite differs", pk: []string{"a", "b"}, a: `{"a":1,"b":"x"}`, b: `{"a":1,"b":"y"}`},
+		{name: "separator cannot join parts", pk: []string{"a", "b"}, a: `{"a":"1,","b":"x"}`, b: `{"a":"1","b":",x"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := canonicalKey([]byte(tt.a), tt.pk)
+			require.NoError(t, err)
+			b, err := canonicalKey([]byte(tt.b), tt.pk)
+			require.NoError(t, err)
+			assert.Equal(t, tt.same, a == b, "%s vs %s", a, b)
+		})
+	}
+}
+
+func TestConfigTopicsCollideInOneUpsertTable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // topics the error names; none: valid
+	}{
+		{name: "sanitised to one name", env: map[string]string{"KAFKA_TOPICS": "orders.v1,orders_v1"},
+			want: []string{`"orders.v1"`, `"orders_v1"`}},
+		{name: "mapped to one table", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=t,b=t"},
+			want: []string{`"a"`, `"b"`}},
+		{name: "mapped onto another's name", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=b"},
+			want: []string{`"a"`, `"b"`}},
+		{name: "insert mode may share a table", env: map[string]string{"KAFKA_TOPICS": "orders.v1,orders_v1", "SINK_MODE": "insert"}},
+		{name: "case makes another table", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=T,b=t"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(t.Context(), envconfig.MapLookuper(withEnv(tt.env)))
+			if len(tt.want) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrConfig)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.Contains(t, err.Error(), "SINK_TABLE_MAP")
+		})
+	}
+}
+
+func TestSystemicRejectsSetting(t *testing.T) {
+	cfg, err := LoadConfig(t.Context(), envconfig.MapLookuper(minimalEnv()))
+	require.NoError(t, err)
+	assert.Equal(t, 100, cfg.SystemicRejects)
+	_, err = LoadConfig(t.Context(), envconfig.MapLookuper(withEnv(map[string]string{"ERROR_SYSTEMIC_REJECTS": "-1"})))
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "ERROR_SYSTEMIC_REJECTS")
+}
+
+func TestLoggableWithholdsRowData(t *testing.T) {
+	err := fmt.Errorf("write t[0] offsets 1-2: %w", &pgconn.PgError{Code: "22P02", Message: `invalid input syntax for type integer: "secret"`,
+		Detail: "Key (email)=(secret@example.com)", ConstraintName: "c1", TableName: "users"})
+	got := Loggable(err)
+	assert.NotContains(t, got, "secret")
+	assert.Contains(t, got, "22P02")
+	assert.Contains(t, got, "write t[0] offsets 1-2: ")
+	assert.Contains(t, got, "constraint=c1")
+	fatal := &pgconn.PgError{Code: "42P01", Message: `relation "x" does not exist`}
+	assert.Equal(t, fatal.Error(), Loggable(fatal), "schema errors name no row: kept as they are")
+	assert.Equal(t, strconv.Quote(""), strconv.Quote(Loggable(nil)))
+}
