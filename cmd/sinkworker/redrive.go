@@ -16,10 +16,15 @@ import (
 const redriveUsage = `Usage: sinkworker redrive
 
 Re-sinks the records in the dead-letter topics of KAFKA_TOPICS (DLQ_TOPIC, or <topic>.dlq),
-from their start to their end when it begins, into the tables the worker writes, once the
-cause has been fixed. Same environment as the worker. Newer data is never overwritten: a record
-whose key (upsert) or offset (insert) already holds newer data is skipped. It keeps no state
-and can be run again. Prints how many landed, were skipped and failed again.
+from their start to their end when it begins (committed letters only; it stops early for
+letters retention has deleted), into the tables the worker writes, with their source
+coordinates and timestamp, once the cause has been fixed. Same environment as the worker.
+Newer data is never overwritten nor deleted: a letter replaces or deletes a row only when the
+row comes from an earlier offset of the same partition; otherwise it is skipped (in
+SINK_MAPPING=columns, a table without kafka_partition and kafka_offset columns only gets keys
+it does not have). Letters of topics outside KAFKA_TOPICS (a shared DLQ_TOPIC) are left alone
+and counted. It keeps no state and can be run again. Prints how many landed, were skipped,
+belong to other topics and failed again.
 
 Exit status: 0 when nothing failed again, 1 when some did (they stay in the dead-letter topic),
 2 for a bad setting.
@@ -34,8 +39,8 @@ func runRedrive(stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	res, err := sink.Redrive(ctx, cfg, log)
-	fmt.Fprintf(os.Stdout, "redrive: read %d, landed %d, skipped %d (already there or newer), failed again %d\n",
-		res.Read, res.Landed, res.Skipped, res.FailedTotal())
+	fmt.Fprintf(os.Stdout, "redrive: read %d, landed %d, skipped %d (already there or newer), other topics %d, failed again %d\n",
+		res.Read, res.Landed, res.Skipped, res.OtherTopics, res.FailedTotal())
 	classes := make([]string, 0, len(res.Failed))
 	for c := range res.Failed {
 		classes = append(classes, c)
