@@ -56,20 +56,19 @@ const (
 const dlqDeliveryTimeout = 30 * time.Second
 
 // dlqBatchMaxBytes is the dead-letter producer's record batch limit
-// (kgo.ProducerBatchMaxBytes; franz-go's default, 1,000,012 bytes, refused
-// every letter of a record over about 1 MB) and the max.message.bytes of a
-// dead-letter topic the worker creates. The records dead-lettered for their
-// size are exactly those over SINK_MAX_RECORD_BYTES, so the bound is set by
-// the largest record the worker can fetch: Kafka returns a batch larger
-// than any fetch size (KIP-74), so only the source topic's
-// max.message.bytes limits it, and the client reads no fetch response over
-// BrokerMaxReadBytes (100 MiB), nor writes a produce request over
-// BrokerMaxWriteBytes (100 MiB, the broker's default
-// socket.request.max.bytes; franz-go keeps the batch under it with the
-// request's framing). So 100 MiB: a letter (the record, its headers and
-// ours) fits unless its record decompresses past it. A topic the worker
-// creates gets at least this limit, because a topic whose limit is below
-// the producer's would refuse batches of several letters that each fit.
+// (kgo.ProducerBatchMaxBytes, franz-go's default being 1,000,012 bytes) and
+// the least max.message.bytes of a dead-letter topic the worker creates.
+// The records dead-lettered for their size are those over
+// SINK_MAX_RECORD_BYTES, so the bound is not that setting but the largest
+// record the worker can fetch. Kafka returns a batch larger than any fetch
+// size (KIP-74), so that is limited by the source topic's max.message.bytes
+// and by what the client reads in one fetch response, BrokerMaxReadBytes:
+// 100 MiB. A produce request cannot be larger either: BrokerMaxWriteBytes
+// is 100 MiB, the broker's default socket.request.max.bytes, and franz-go
+// keeps a batch under it with the request's framing. So a letter (record,
+// headers and ours) fits unless its record decompresses past 100 MiB. The
+// topic's limit must not be below the producer's: the broker would refuse
+// batches of several letters that each fit.
 const dlqBatchMaxBytes = 100 << 20
 
 // DLQTopicFor is the dead-letter topic of topic: DLQ_TOPIC, else "<topic>.dlq".
@@ -117,7 +116,7 @@ func (w *Worker) deadLetter(ctx context.Context, bad []badRecord) error {
 	shapes := make([]shape, len(bad))
 	for i, err := range errs {
 		if err != nil {
-			if shapes[i], err = w.resend(ctx, bad[i], len(bad) > 1); err != nil {
+			if shapes[i], err = w.resend(ctx, bad[i]); err != nil {
 				return err
 			}
 		}
@@ -136,16 +135,16 @@ func (w *Worker) deadLetter(ctx context.Context, bad []badRecord) error {
 }
 
 // resend sends b's letter after the dead-letter topic refused it as too
-// large, one produce at a time, in shrinking shapes: whole again when it
-// was refused in company (a batch of letters can be over the topic's limit
-// when each one is under it), then without the value, then bare. It
+// large, one produce at a time, in shrinking shapes: whole again, as the
+// refusal may have been of a batch that other letters, of this partition
+// or another, made too large; then without the value; then bare. It
 // returns the shape that was acknowledged.
-func (w *Worker) resend(ctx context.Context, b badRecord, inCompany bool) (shape, error) {
+func (w *Worker) resend(ctx context.Context, b badRecord) (shape, error) {
 	topic := w.cfg.DLQTopicFor(b.rec.Topic)
 	var refusal error
 	for s := whole; s <= bare; s++ {
-		if (s == whole && !inCompany) || (s == noValue && len(b.rec.Value) == 0) {
-			continue // refused alone already; no value to leave out
+		if s == noValue && len(b.rec.Value) == 0 {
+			continue // no value to leave out
 		}
 		errs, err := produce(ctx, w.cl, []*kgo.Record{letter(topic, b, s)})
 		if err == nil {
