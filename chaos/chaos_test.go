@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +31,6 @@ const (
 	partitions     = 12
 	sessionTimeout = 6 * time.Second
 	maxWorkers     = 4
-	servicesScript = "../scripts/services" // the tests' working directory is chaos/
 )
 
 var (
@@ -116,10 +114,13 @@ func TestChaos(t *testing.T) {
 		rerun = "CHAOS_SIZE=full " + env + " go test -count=1 -timeout 3h -v ./chaos/"
 	}
 	t.Logf("chaos size %s, seed %d; replay this schedule with: %s", sz.name, seed, rerun)
+	// It restarts the shared services: nobody else's scripts/services
+	// command or destructive test runs meanwhile.
+	svc := testenv.LockServices(t)
 	t.Cleanup(func() {
 		// Whatever happened, leave the services running for the next test.
 		for _, cmd := range []string{"pg-start", "kafka-start"} {
-			if out, err := exec.Command(servicesScript, cmd).CombinedOutput(); err != nil {
+			if out, err := svc.Command(cmd).CombinedOutput(); err != nil {
 				t.Errorf("restoring services: scripts/services %s: %v\n%s", cmd, err, out)
 			}
 		}
@@ -127,8 +128,8 @@ func TestChaos(t *testing.T) {
 			t.Logf("FAILED with seed %d; replay with: %s", seed, rerun)
 		}
 	})
-	services(t, "pg-start")
-	services(t, "kafka-start")
+	svc.Run(t, "pg-start")
+	svc.Run(t, "kafka-start")
 	for pi, protocol := range groupProtocols {
 		if !slices.Contains(protocols, protocol) {
 			continue
@@ -136,17 +137,10 @@ func TestChaos(t *testing.T) {
 		for mi, mode := range []string{"insert", "upsert"} {
 			t.Run(protocol+"/"+mode, func(t *testing.T) {
 				// Classic runs draw from streams 0 and 1, as before there were two protocols.
-				runMode(t, mode, protocol, sz, rand.New(rand.NewPCG(seed, uint64(2*pi+mi))))
+				runMode(t, svc, mode, protocol, sz, rand.New(rand.NewPCG(seed, uint64(2*pi+mi))))
 			})
 		}
 	}
-}
-
-// services runs scripts/services with args and fails the test on error.
-func services(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(servicesScript, args...).CombinedOutput()
-	require.NoError(t, err, "scripts/services %v:\n%s", args, out)
 }
 
 // run is one mode's chaos run.
@@ -160,11 +154,22 @@ type run struct {
 	adm                 *kadm.Client
 	fleet               *fleet
 	tl                  *timeline
+	svc                 *testenv.ServicesLock // held by TestChaos
+
+	mu sync.Mutex
+	// zombiesFenced counts the zombies that held partitions when frozen and,
+	// once resumed, logged "partitions lost" or dropped records the new
+	// owner had applied (already_applied rose).
+	zombiesFenced int
+	// dbRestartsSeen counts the database restarts after which some worker
+	// retried a transaction or reported not-ready.
+	dbRestartsSeen int
 }
 
-func runMode(t *testing.T, mode, protocol string, sz size, rng *rand.Rand) {
+func runMode(t *testing.T, svc *testenv.ServicesLock, mode, protocol string, sz size, rng *rand.Rand) {
 	began := time.Now()
 	r := newRun(t, mode, protocol, sz)
+	r.svc = svc
 	// Draw every random choice up front, so the seed alone fixes the schedule.
 	steps, infra := plan(sz, rand.New(rand.NewPCG(rng.Uint64(), 1)))
 	prod := newProducer(t, r.topic, sz.keys, rng.Uint64())
@@ -207,6 +212,15 @@ func runMode(t *testing.T, mode, protocol string, sz size, rng *rand.Rand) {
 		time.Since(began).Round(time.Second))
 
 	assert.Zero(t, len(i4.violations), "I4 violations (listed above, under I4)")
+	r.mu.Lock()
+	fenced, seen := r.zombiesFenced, r.dbRestartsSeen
+	r.mu.Unlock()
+	if counts["zombie"] > 0 {
+		assert.Positive(t, fenced, "zombies that held partitions and were fenced on resuming (see the resume lines of the timeline)")
+	}
+	if counts["db-restart"] > 0 {
+		assert.Positive(t, seen, "database restarts the workers saw (a retry or a not-ready /readyz)")
+	}
 	assert.GreaterOrEqual(t, counts["kill"], sz.kills, "kills")
 	assert.GreaterOrEqual(t, counts["zombie"], sz.zombies, "zombies")
 	assert.GreaterOrEqual(t, counts["db-restart"], sz.dbRestarts, "database restarts")
@@ -276,8 +290,8 @@ func (r *run) chaos(prod *producer, steps []step, infra []infraStep) time.Time {
 // end offsets it waited for.
 func (r *run) drain(faultEnd time.Time) []int64 {
 	t := r.t
-	services(t, "pg-start")
-	services(t, "kafka-start")
+	r.svc.Run(t, "pg-start")
+	r.svc.Run(t, "kafka-start")
 	r.fleet.ensure(2)
 	r.fleet.waitReady(2, 90*time.Second)
 	ends := r.endOffsets(t)
@@ -286,15 +300,20 @@ func (r *run) drain(faultEnd time.Time) []int64 {
 	return ends
 }
 
-// workerEnv is the environment every worker of the run shares.
-func (r *run) workerEnv() []string {
-	env := append(os.Environ(),
-		"KAFKA_TOPICS="+r.topic, "KAFKA_GROUP="+r.group, "SINK_MODE="+r.mode,
-		"KAFKA_GROUP_PROTOCOL="+r.protocol,
-		"SHUTDOWN_TIMEOUT=10s", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_RECORDS=500",
-		"SINK_TABLE_MAP="+r.topic+"="+r.table, "LOG_LEVEL=info", "LOG_FORMAT=json")
+// workerEnv is the environment every worker of the run shares: these
+// settings and nothing else of the test's environment (testenv.ProcessEnv),
+// so a variable exported in a developer's shell cannot change what is
+// tested.
+func (r *run) workerEnv() map[string]string {
+	env := map[string]string{
+		"KAFKA_BROKERS": strings.Join(brokers, ","), "DATABASE_URL": dbURL,
+		"KAFKA_TOPICS": r.topic, "KAFKA_GROUP": r.group, "SINK_MODE": r.mode,
+		"KAFKA_GROUP_PROTOCOL": r.protocol,
+		"SHUTDOWN_TIMEOUT":     "10s", "HTTP_ADDR": "127.0.0.1:0", "BATCH_MAX_RECORDS": "500",
+		"SINK_TABLE_MAP": r.topic + "=" + r.table, "LOG_LEVEL": "info", "LOG_FORMAT": "json",
+	}
 	if r.protocol == "classic" { // the consumer protocol takes it from the group's config
-		env = append(env, "KAFKA_SESSION_TIMEOUT="+sessionTimeout.String())
+		env["KAFKA_SESSION_TIMEOUT"] = sessionTimeout.String()
 	}
 	return env
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -241,12 +241,24 @@ func (r *run) restartService(kind string) {
 	if kind == "broker-restart" {
 		args = []string{"kafka-restart"}
 	}
+	before := r.transientRetries()
 	start := time.Now()
-	out, err := exec.Command(servicesScript, args...).CombinedOutput()
+	out, err := r.svc.Command(args...).CombinedOutput()
 	e := event{at: start, end: time.Now(), kind: kind}
 	if err != nil {
 		e.note = "FAILED"
 		r.t.Errorf("scripts/services %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if kind == "db-restart" && err == nil {
+		seen := r.sawOutage(before, 10*time.Second)
+		e.note = "workers saw it: " + seen
+		if seen != "" {
+			r.mu.Lock()
+			r.dbRestartsSeen++
+			r.mu.Unlock()
+		} else {
+			e.note = "no worker retried or reported not-ready"
+		}
 	}
 	r.tl.add(e)
 }
@@ -311,10 +323,19 @@ func (r *run) membershipFault(s step, after *sync.WaitGroup) {
 			f.thaw(p)
 			before := metric(p, `sinkworker_records_total{outcome="already_applied"`)
 			time.Sleep(2500 * time.Millisecond)
+			after := metric(p, `sinkworker_records_total{outcome="already_applied"`)
+			lost := testenv.LogField(p.logPath, "partitions lost", "level") != ""
+			b, errB := strconv.ParseFloat(before, 64)
+			a, errA := strconv.ParseFloat(after, 64)
+			fenced := n > 0 && (lost || (errA == nil && errB == nil && a > b))
+			if fenced {
+				r.mu.Lock()
+				r.zombiesFenced++
+				r.mu.Unlock()
+			}
 			r.tl.add(event{at: p.resumedAt(), kind: "resume", worker: p.String(), note: fmt.Sprintf(
-				"backends 1s before: %s; 2.5s after: logged %q %v, already_applied records %v -> %v", frozen,
-				"partitions lost", testenv.LogField(p.logPath, "partitions lost", "level") != "",
-				before, metric(p, `sinkworker_records_total{outcome="already_applied"`))})
+				"backends 1s before: %s; 2.5s after: logged %q %v, already_applied records %v -> %v; fenced %v", frozen,
+				"partitions lost", lost, before, after, fenced)})
 		})
 	}
 }

@@ -15,19 +15,25 @@ import (
 // (pg_stat_activity by application_name) never exceed its assigned
 // partitions, read from /metrics before and after the query, and the
 // fleet's never exceed the partition count. A closed backend lingers for a
-// moment, so an excess counts only if a re-sample 250 ms later still shows
-// it. Workers that do not answer /metrics (frozen, starting, just killed)
-// are skipped, and so is a sample while the database is down.
+// moment, so an excess is a violation only if a re-sample 250 ms later
+// still shows it; the others are counted (unconfirmed). The fleet bound is
+// checked per member: the connections of a frozen (or just resumed)
+// process are its own excess, and the rest of the fleet must still fit the
+// partition count. A worker that does not answer /metrics within 300 ms is
+// counted as unanswered for that sample. A sample while the database is
+// down is skipped (and counted).
 type i4Sampler struct {
 	r *run
 
-	mu         sync.Mutex
-	samples    int
-	skipped    int // the database did not answer
-	peakFleet  int
-	violations []*span // a worker above its assignment, or the fleet above the partitions
-	zombieHeld []*span // the fleet above the partitions while a process is frozen or just resumed
-	open       map[string]*span
+	mu          sync.Mutex
+	samples     int
+	skipped     int            // the database did not answer
+	unconfirmed int            // excesses gone 250 ms later (a lingering backend)
+	unanswered  map[string]int // per worker: samples whose /metrics did not answer in time
+	peakFleet   int
+	violations  []*span // a worker above its assignment, or the fleet without zombies above the partitions
+	zombieHeld  []*span // the fleet above the partitions only through a frozen or just resumed process's connections
+	open        map[string]*span
 }
 
 // span is one violation, from the first confirmed sample to the last.
@@ -63,6 +69,13 @@ func (s *i4Sampler) loop(ctx context.Context) {
 						s.record(who, msg)
 					}
 				}
+				s.mu.Lock()
+				for who := range first {
+					if _, after := second[who]; !after {
+						s.unconfirmed++
+					}
+				}
+				s.mu.Unlock()
 			}
 		}
 		select {
@@ -88,15 +101,17 @@ func (s *i4Sampler) record(who, msg string) {
 		s.open = map[string]*span{}
 	}
 	s.open[who] = sp
-	if who == "fleet" {
-		if why, ok := s.r.fleet.frozenOrResumedSince(zombieGrace); ok {
-			sp.why = why
-			s.zombieHeld = append(s.zombieHeld, sp)
-			return
-		}
+	if strings.HasPrefix(who, zombiePrefix) {
+		sp.why = "the excess is the connections of " + strings.TrimPrefix(who, zombiePrefix)
+		s.zombieHeld = append(s.zombieHeld, sp)
+		return
 	}
 	s.violations = append(s.violations, sp)
 }
+
+// zombiePrefix keys a fleet excess that only frozen or just resumed
+// processes cause, followed by their names.
+const zombiePrefix = "zombie "
 
 // sample checks once; problems are keyed by worker name, "fleet" for the
 // sum. ok is false when the database did not answer.
@@ -121,22 +136,45 @@ func (s *i4Sampler) sample(ctx context.Context) (problems map[string]string, ok 
 	for _, n := range conns {
 		fleet += n
 	}
+	var unanswered []string
 	for _, p := range ws {
 		b, okb := before[p]
 		a, err := p.assigned()
 		if !okb || err != nil {
+			unanswered = append(unanswered, p.String())
 			continue
 		}
 		if c := conns[p.name]; c > max(a, b) {
 			problems[p.String()] = fmt.Sprintf("%v holds %d connections, assigned %d..%d; %s", p, c, b, a, r.evidence(ctx, p))
 		}
 	}
-	if fleet > partitions {
-		problems["fleet"] = fmt.Sprintf("fleet holds %d connections > %d partitions (%v)", fleet, partitions, conns)
+	// Per member: a frozen process keeps what it held, the others must fit.
+	zombies := r.fleet.frozenOrResumed(zombieGrace)
+	rest := fleet
+	var holders, held []string
+	for _, name := range zombies {
+		if c := conns[name]; c > 0 {
+			rest -= c
+			holders, held = append(holders, name), append(held, fmt.Sprintf("%s (%d)", name, c))
+		}
+	}
+	switch {
+	case rest > partitions:
+		problems["fleet"] = fmt.Sprintf("fleet holds %d connections > %d partitions without the frozen or resumed %v (%v)",
+			rest, partitions, zombies, conns)
+	case fleet > partitions:
+		problems[zombiePrefix+strings.Join(holders, ", ")] = fmt.Sprintf("fleet holds %d connections > %d partitions, %d of them the frozen or resumed %s's (%v)",
+			fleet, partitions, fleet-rest, strings.Join(held, ", "), conns)
 	}
 	s.mu.Lock()
 	s.samples++
 	s.peakFleet = max(s.peakFleet, fleet)
+	if s.unanswered == nil {
+		s.unanswered = map[string]int{}
+	}
+	for _, name := range unanswered {
+		s.unanswered[name]++
+	}
 	s.mu.Unlock()
 	return problems, true
 }
@@ -194,8 +232,9 @@ func (s *i4Sampler) summary() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d samples (%d skipped: database down), peak fleet connections %d of %d partitions, %d violations",
-		s.samples, s.skipped, s.peakFleet, partitions, len(s.violations))
+	fmt.Fprintf(&b, "%d samples (%d skipped: database down), peak fleet connections %d of %d partitions, %d violations, "+
+		"%d excesses unconfirmed 250 ms later, worker samples unanswered within 300 ms: %v",
+		s.samples, s.skipped, s.peakFleet, partitions, len(s.violations), s.unconfirmed, s.unanswered)
 	for _, v := range first(s.violations, 20) {
 		b.WriteString("\n  VIOLATION " + v.String(s.r.tl))
 	}

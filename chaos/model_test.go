@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -21,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/internal/testenv"
 )
 
 // The model is built from the topic itself, read back after the run: a
@@ -354,7 +355,8 @@ func (r *run) dlqRecords() int64 {
 func (r *run) audit() {
 	t := r.t
 	cmd := exec.Command(binary, "audit", "-json")
-	cmd.Env = append(os.Environ(), "KAFKA_TOPICS="+r.topic, "KAFKA_GROUP="+r.group, "SINK_TABLE_MAP="+r.topic+"="+r.table)
+	cmd.Env = testenv.ProcessEnv(map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "DATABASE_URL": dbURL,
+		"KAFKA_TOPICS": r.topic, "KAFKA_GROUP": r.group, "SINK_TABLE_MAP": r.topic + "=" + r.table})
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

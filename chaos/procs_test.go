@@ -60,8 +60,8 @@ func (p *proc) resumedAt() time.Time {
 type fleet struct {
 	t   *testing.T
 	tl  *timeline
-	env []string
-	dir string // worker logs; kept when the test fails
+	env map[string]string // settings shared by every worker (run.workerEnv)
+	dir string            // worker logs; kept when the test fails
 
 	mu      sync.Mutex
 	live    map[string]*proc // the current incarnation of each name that should run
@@ -71,7 +71,7 @@ type fleet struct {
 	bg      sync.WaitGroup
 }
 
-func newFleet(t *testing.T, tl *timeline, env []string) *fleet {
+func newFleet(t *testing.T, tl *timeline, env map[string]string) *fleet {
 	dir, err := os.MkdirTemp("", "sinkworker-chaos-logs-")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func (f *fleet) start(name string) *proc {
 		return nil
 	}
 	p.cmd = exec.Command(binary)
-	p.cmd.Env = append(slices.Clone(f.env), "SINK_MEMBER="+name)
+	p.cmd.Env = testenv.ProcessEnv(f.env, map[string]string{"SINK_MEMBER": name})
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		out.Close()
@@ -295,24 +295,19 @@ func (f *fleet) thaw(p *proc) {
 	p.mu.Unlock()
 }
 
-// frozenOrResumedSince reports whether any process is SIGSTOPped now, or
-// was resumed less than d ago, and which.
-func (f *fleet) frozenOrResumedSince(d time.Duration) (string, bool) {
+// frozenOrResumed is the names (as in application_name) of the running
+// processes that are SIGSTOPped now or were resumed less than d ago.
+func (f *fleet) frozenOrResumed(d time.Duration) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var out []string
 	for _, p := range f.all {
 		_, frozen, _, _, resumed := p.state()
-		if !p.running() {
-			continue
-		}
-		if frozen {
-			return fmt.Sprintf("%v frozen", p), true
-		}
-		if !resumed.IsZero() && time.Since(resumed) < d {
-			return fmt.Sprintf("%v resumed %.1fs ago", p, time.Since(resumed).Seconds()), true
+		if p.running() && (frozen || !resumed.IsZero() && time.Since(resumed) < d) {
+			out = append(out, p.name)
 		}
 	}
-	return "", false
+	return out
 }
 
 // ensure starts workers until n should be running.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,17 @@ func metric(p *proc, prefix string) string {
 
 var metricsClient = &http.Client{Timeout: 300 * time.Millisecond}
 
+// readyz is p's /readyz status code, 0 when it does not answer.
+func readyz(p *proc) int {
+	addr, _, _, _, _ := p.state()
+	resp, err := metricsClient.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // assigned scrapes the sinkworker_assigned_partitions gauge. A stopped or
 // dying process does not answer in time.
 func (p *proc) assigned() (int, error) {
@@ -45,4 +57,35 @@ func (p *proc) assigned() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), metricsClient.Timeout)
 	defer cancel()
 	return testenv.AssignedPartitions(ctx, addr)
+}
+
+// transientRetries is each answering worker's
+// sinkworker_retries_total{class="transient"}.
+func (r *run) transientRetries() map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range r.fleet.sampleable() {
+		if v, err := strconv.ParseFloat(metric(p, `sinkworker_retries_total{class="transient"}`), 64); err == nil {
+			out[p.String()] = v
+		}
+	}
+	return out
+}
+
+// sawOutage polls the workers, for at most within, until one of them
+// retried a transaction since before or answers /readyz with 503, and
+// says which; "" when none did.
+func (r *run) sawOutage(before map[string]float64, within time.Duration) string {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for p, n := range r.transientRetries() {
+			if n > before[p] {
+				return fmt.Sprintf("%s retried %v times", p, n-before[p])
+			}
+		}
+		for _, p := range r.fleet.sampleable() {
+			if readyz(p) == http.StatusServiceUnavailable {
+				return p.String() + " not ready"
+			}
+		}
+	}
+	return ""
 }

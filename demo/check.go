@@ -21,6 +21,9 @@ type Result struct {
 
 	Broker   string // what served as Kafka
 	Postgres string // what served as PostgreSQL
+	// Topic, Table and Group the run used (left in place on a real broker
+	// or database).
+	Topic, Table, Group string
 
 	Events   int   // good events produced (creates, changes, deletes)
 	Creates  int   // user-created events

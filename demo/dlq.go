@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Dead-letter headers, Kafka Connect's names (see DESIGN.md).
+// Dead-letter headers, Kafka Connect's names (see the README's dead-letter paragraph).
 const (
 	headerPartition = "__connect.errors.partition"
 	headerOffset    = "__connect.errors.offset"

@@ -62,6 +62,7 @@ func (r *run) setUp(ctx context.Context) error {
 	r.names = newNames(len(r.opts.Brokers) > 0 || r.opts.DatabaseURL != "")
 	r.progress = newProgress(r.out, r.opts.Interactive, r.start)
 	r.res.Partitions = r.opts.Partitions
+	r.res.Topic, r.res.Table, r.res.Group = r.names.topic, r.names.table, r.names.group
 	o := r.opts
 	r.say("sinkworker demo: %s user events (%d bad, ~%g%% deletes) -> topic %s, %d partitions -> %d workers -> table %s",
 		count(o.Events), o.Bad, o.DeletePercent, r.names.topic, o.Partitions, o.Workers, r.names.table)

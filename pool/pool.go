@@ -9,9 +9,12 @@
 // come back to the pool after that trim (a dial or a ping that outlived its
 // cancelled Acquire, pgxpool's health check holding the idle ones for a
 // moment), so the pool also closes idle excess every trimEvery: the bound is
-// level-triggered, not only checked when the assignment changes. Build one
-// with New, acquire through Pool.Acquire (the embedded *pgxpool.Pool), and
-// Close it last.
+// level-triggered, not only checked when the assignment changes. A
+// connection its user gave up on (a round trip past its deadline) is
+// destroyed with Abandon, which takes it out of the count at once and
+// closes its socket without waiting on the peer. Build one with New,
+// acquire through Pool.Acquire (the embedded *pgxpool.Pool), and Close it
+// last.
 package pool
 
 import (
@@ -21,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -101,6 +105,8 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 	// socket is closed anyway if the server has not answered within
 	// closeTimeout.
 	pc.ConnConfig.BuildContextWatcherHandler = cancelOnServer
+	pc.ConnConfig.DialFunc = dialer(pc.ConnConfig.ConnectTimeout).DialContext
+	pc.BeforeClose = cutBroken
 	pp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -114,6 +120,37 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 // PostgreSQL a cancel request, and closes the socket after closeTimeout.
 func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
 	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: closeTimeout}
+}
+
+// cutBroken closes at once the socket of a connection pgx already gave up
+// on (a round trip interrupted: pgx then says goodbye and drains the socket
+// in the background for up to 15 s, which a peer that never answers makes
+// the full 15 s), so it leaves the pool now. A healthy connection being
+// closed keeps its goodbye.
+func cutBroken(c *pgx.Conn) {
+	if c.IsClosed() {
+		_ = c.PgConn().Conn().Close()
+	}
+}
+
+// Abandon destroys c, a connection its user gave up on because a round
+// trip outlived its deadline, in place of c.Release: the pool stops
+// counting it at once, and its socket is closed without a goodbye, which a
+// peer that stopped answering would hold up. Idle connections are closed
+// too, as they probably share the broken path; a partition that picked
+// one up would otherwise wait out its deadline a second time. The server
+// ends the abandoned session when it notices (a cancelled statement, the
+// socket's close, or idle_in_transaction_session_timeout); until then it
+// may hold locks, which is why retrying in a new transaction is safe only
+// where those locks fence the retry. Abandon takes at most about
+// closeTimeout.
+func (p *Pool) Abandon(c *pgxpool.Conn) {
+	conn := c.Hijack()
+	_ = conn.PgConn().Conn().Close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = conn.Close(ctx) // pgx's own state; the socket is gone already
+	p.trim(ctx, 0)
 }
 
 // Close stops the trimming and closes every connection. It may be called

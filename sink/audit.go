@@ -114,6 +114,8 @@ func (r *AuditRow) judge() {
 }
 
 func dbOffsets(ctx context.Context, cfg Config) (map[string]map[int32]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.TxTimeout) // a database that stops answering fails the audit, never hangs it
+	defer cancel()
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)

@@ -47,7 +47,7 @@ const (
 )
 
 // Config is the whole worker's configuration. go-envconfig fills it from the
-// environment names in the tags (see DESIGN.md and the README); tests build it
+// environment names in the tags (see the README, "Settings"); tests build it
 // directly. Validate names every problem at once.
 type Config struct {
 	// Brokers are the Kafka seed brokers, host:port. Required.
@@ -141,6 +141,18 @@ type Config struct {
 	// transaction only while it waits for the dead-letter topic, so it must
 	// exceed dlqDeliveryTimeout.
 	TxIdleTimeout time.Duration `env:"SINK_TX_IDLE_TIMEOUT, default=60s"`
+	// TxTimeout bounds one attempt at a batch: acquiring a connection, the
+	// transaction with every statement (bisection included), the wait for
+	// dead-letter acknowledgements and the commit; it also bounds each
+	// read of the start offsets. An attempt past it is abandoned: its
+	// connection is destroyed and the batch retried with backoff on a new
+	// one, which fencing makes safe even when the commit's outcome is
+	// unknown. The retry waits for the abandoned session's offsets row lock
+	// until the server ends that session (SINK_TX_IDLE_TIMEOUT), so a hang
+	// costs the partition about the longer of the two. It must exceed
+	// dlqDeliveryTimeout, which a batch may spend waiting inside its
+	// transaction. Default 60s.
+	TxTimeout time.Duration `env:"SINK_TX_TIMEOUT, default=60s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
 	LogLevel  string `env:"LOG_LEVEL, default=info"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
@@ -352,6 +364,11 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.TxTimeout <= dlqDeliveryTimeout {
+		bad("SINK_TX_TIMEOUT: must be longer than the dead-letter delivery timeout %s, which a batch may spend "+
+			"waiting inside its transaction (and longer than the database needs for a batch), got %s",
+			dlqDeliveryTimeout, c.TxTimeout)
 	}
 	if c.TxIdleTimeout != 0 && c.TxIdleTimeout <= dlqDeliveryTimeout {
 		bad("SINK_TX_IDLE_TIMEOUT: must be 0 (the server's setting) or longer than the dead-letter delivery timeout %s, got %s",

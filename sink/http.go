@@ -32,6 +32,7 @@ type metrics struct {
 	lag          *prometheus.GaugeVec
 	lastCommit   *prometheus.GaugeVec
 	rebalances   *prometheus.CounterVec
+	abandoned    prometheus.Counter
 }
 
 // watchHealth exports /readyz's answer as sinkworker_ready (1 or 0).
@@ -60,7 +61,7 @@ func newMetrics() *metrics {
 		}, []string{"topic", "class"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_retries_total",
-			Help: "Batch transactions retried, by error class.",
+			Help: "Batch transactions retried, by cause (transient: an error; timeout: past SINK_TX_TIMEOUT).",
 		}, []string{"class"}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sinkworker_assigned_partitions",
@@ -97,8 +98,12 @@ func newMetrics() *metrics {
 			Name: "sinkworker_rebalances_total",
 			Help: "Partition assignment changes, by kind (assigned, revoked, lost).",
 		}, []string{"kind"}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sinkworker_db_connections_abandoned_total",
+			Help: "Database connections destroyed because a batch attempt on them outlived its deadline (SINK_TX_TIMEOUT) or was cancelled.",
+		}),
 	}
-	m.reg.MustRegister(m.records, m.retries, m.deadLetters, m.assigned, m.kafkaCommits, m.rebalances,
+	m.reg.MustRegister(m.records, m.retries, m.deadLetters, m.assigned, m.kafkaCommits, m.rebalances, m.abandoned,
 		m.batchRecords, m.txSeconds, m.acquireWait, m.lag, m.lastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -163,6 +168,13 @@ func (h *health) set(m map[string]bool, key string, on bool) {
 	} else {
 		delete(m, key)
 	}
+}
+
+// isBackingOff reports whether the partition at key is retrying.
+func (h *health) isBackingOff(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.backoff[key]
 }
 
 // forget clears the state of a partition that is no longer assigned.

@@ -22,6 +22,8 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 	q := `SELECT topic, partition, next_offset FROM ` + w.cfg.offsetsTable().Sanitize() +
 		` WHERE consumer_group = $1 AND topic = ANY($2)`
 	read := func() (map[string]map[int32]int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, w.cfg.TxTimeout) // a dead connection fails the read, then retried
+		defer cancel()
 		rows, err := w.pool.Query(ctx, q, w.cfg.Group, topics)
 		if err != nil {
 			return nil, err

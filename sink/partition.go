@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/batch"
@@ -190,15 +191,19 @@ func (p *partition) flush(b *batch.Batch) bool {
 	defer p.release(records)
 	first, last := records[0].Offset, records[len(records)-1].Offset
 	op := func() (Result, error) {
+		// One deadline for the whole attempt, every round trip included: a
+		// connection that stops answering must not hold the partition.
+		ctx, cancel := context.WithTimeout(p.ctx, p.w.cfg.TxTimeout)
+		defer cancel()
 		start := time.Now()
-		conn, err := p.w.pool.Acquire(p.ctx)
+		conn, err := p.w.pool.Acquire(ctx)
 		if err != nil {
-			return Result{}, p.transient(err, first, last)
+			return Result{}, p.retry(ctx, err, first, last)
 		}
-		defer conn.Release()
 		p.w.metrics.acquireWait.Observe(time.Since(start).Seconds())
-		res, err := p.wr.Write(p.ctx, conn, records, p.w.deadLetter)
+		res, err := p.wr.Write(ctx, conn, records, p.w.deadLetter)
 		p.w.metrics.txSeconds.Observe(time.Since(start).Seconds())
+		p.putBack(ctx, conn, err)
 		var (
 			halt     *HaltError
 			systemic *SystemicError
@@ -208,6 +213,8 @@ func (p *partition) flush(b *batch.Batch) bool {
 			return res, nil
 		case errors.As(err, &halt), errors.As(err, &systemic):
 			return res, backoff.Permanent(err)
+		case ctx.Err() != nil: // past the deadline, whatever the error: retried, never a halt
+			return res, p.retry(ctx, err, first, last)
 		case Classify(err) != Transient:
 			return res, backoff.Permanent(err)
 		}
@@ -238,6 +245,38 @@ func (p *partition) flush(b *batch.Batch) bool {
 	}
 	p.halt(err, first, last)
 	return false
+}
+
+// putBack returns conn to the pool after an attempt, or destroys it
+// (pool.Abandon) when the attempt failed with its context ended: the
+// connection may then be in the middle of a round trip with a peer that
+// no longer answers, and must not serve anyone again.
+func (p *partition) putBack(ctx context.Context, conn *pgxpool.Conn, err error) {
+	if err == nil || ctx.Err() == nil {
+		conn.Release()
+		return
+	}
+	p.w.pool.Abandon(conn)
+	p.w.metrics.abandoned.Inc()
+}
+
+// retryTimeout is the retries metric's class for an attempt that
+// outlived SINK_TX_TIMEOUT.
+const retryTimeout = "timeout"
+
+// retry records a retry of an attempt that failed with err and returns
+// err: as a timeout when the attempt outlived SINK_TX_TIMEOUT (its ctx
+// ended, the partition's did not), else as a transient error. Either way
+// the partition reports not-ready until a batch succeeds.
+func (p *partition) retry(ctx context.Context, err error, first, last int64) error {
+	if ctx.Err() == nil || p.ctx.Err() != nil {
+		return p.transient(err, first, last)
+	}
+	p.w.metrics.retries.WithLabelValues(retryTimeout).Inc()
+	p.w.health.setBackoff(p.key(), true)
+	p.log.Warn("batch attempt timed out (SINK_TX_TIMEOUT); retrying on a new connection", "timeout", p.w.cfg.TxTimeout.String(),
+		"err", Loggable(err), "first_offset", first, "last_offset", last)
+	return err
 }
 
 // transient records a retry of a transient error and returns it.

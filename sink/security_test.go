@@ -88,7 +88,7 @@ func TestSecurityOptsTLSFiles(t *testing.T) {
 			opts, err := securityOpts(c)
 			if tt.wantVar == "" {
 				require.NoError(t, err)
-				assert.Len(t, opts, 2, "one SASL and one TLS option")
+				assertBuiltTLS(t, opts, tt.tls)
 				return
 			}
 			require.Error(t, err)

@@ -74,7 +74,7 @@ const ddlLockKey = 0x73696e6b // "sink"
 
 // EnsureTables creates, if missing, the offsets table and, in
 // SINK_MAPPING=jsonb, each topic's table in the shape of the configured mode
-// (DESIGN.md), in one transaction. In SINK_MAPPING=columns the tables are
+// (README, "Tables"), in one transaction. In SINK_MAPPING=columns the tables are
 // the user's and must exist.
 func EnsureTables(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)

@@ -68,6 +68,7 @@ func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]str
 		Topics:                 topics,
 		Group:                  "sinktest",
 		StartOffset:            "earliest",
+		IsolationLevel:         IsolationReadCommitted,
 		SessionTimeout:         45 * time.Second,
 		GroupProtocol:          GroupProtocolClassic,
 		DatabaseURL:            testenv.DatabaseURL(t),
@@ -83,6 +84,7 @@ func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]str
 		HTTPAddr:               ":9090",
 		ShutdownTimeout:        30 * time.Second,
 		TxIdleTimeout:          60 * time.Second,
+		TxTimeout:              60 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "json",
 	}
@@ -156,7 +158,7 @@ func splitIdent(id pgx.Identifier) (schema *string, name string) {
 	return nil, id[0]
 }
 
-// The table shapes of DESIGN.md ("Tables in jsonb mapping").
+// The table shapes the README gives under "How it works" ("Tables").
 var (
 	upsertColumns = []column{
 		{"key", "text"},
@@ -186,14 +188,14 @@ var (
 	offsetsKey = []string{"consumer_group", "topic", "partition"}
 )
 
-// assertShape checks that table has the DESIGN.md shape of mode ("offsets"
+// assertShape checks that table has the README's shape of mode ("offsets"
 // for the offsets table).
 func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode string) {
 	t.Helper()
 	var (
 		cols    []column
 		key     []string
-		notNull []string // what DESIGN.md requires: the key columns, and value in upsert mode
+		notNull []string // what the README requires: the key columns, and value in upsert mode
 	)
 	switch mode {
 	case ModeUpsert:
@@ -210,7 +212,7 @@ func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode stri
 		assert.Contains(t, gotNotNull, c, "%s.%s must be NOT NULL", table.Sanitize(), c)
 	}
 	if mode == ModeUpsert {
-		// DESIGN.md: only the key and the value are NOT NULL.
+		// The README: only the key and the value are NOT NULL.
 		assert.Equal(t, notNull, gotNotNull, "NOT NULL columns of %s", table.Sanitize())
 	}
 	if mode == ModeInsert {

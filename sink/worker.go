@@ -263,6 +263,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		// Dead-letter produces: acks=all and idempotent (the defaults), and
 		// bounded, so an unreachable DLQ surfaces as a transient error.
 		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
+		kgo.ProducerBatchMaxBytes(dlqBatchMaxBytes), // a letter of any record the worker can fetch fits
 	}
 	if c.GroupProtocol == GroupProtocolConsumer {
 		// The broker's "uniform" assignor, sticky like the balancer above,

@@ -2,8 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
 )
 
@@ -18,7 +19,8 @@ import (
 func audit(t *testing.T, topic, group, table string) (rows map[int32]sink.AuditRow, consistent bool, code int) {
 	t.Helper()
 	cmd := exec.Command(binary, "audit", "-json")
-	cmd.Env = append(os.Environ(), "KAFKA_TOPICS="+topic, "KAFKA_GROUP="+group, "SINK_TABLE_MAP="+topic+"="+table)
+	cmd.Env = testenv.ProcessEnv(map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "DATABASE_URL": dbURL,
+		"KAFKA_TOPICS": topic, "KAFKA_GROUP": group, "SINK_TABLE_MAP": topic + "=" + table})
 	out, err := cmd.Output()
 	if err != nil {
 		var exit *exec.ExitError

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,7 +55,9 @@ func admin(t *testing.T) *kadm.Client {
 	return testenv.Admin(t, brokers)
 }
 
-// newTopic creates a topic with the given partitions, deleted after the test.
+// newTopic creates a topic with the given partitions. After the test it
+// is deleted with what the workers made of it: its dead-letter topic and
+// its rows in sink_offsets.
 func newTopic(t *testing.T, partitions int32) string {
 	t.Helper()
 	name := uniq("e2e")
@@ -62,8 +65,24 @@ func newTopic(t *testing.T, partitions int32) string {
 	resp, err := adm.CreateTopic(t.Context(), partitions, 1, nil, name)
 	require.NoError(t, err)
 	require.NoError(t, resp.Err)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), name) })
+	cleanTopic(t, name)
 	return name
+}
+
+// cleanTopic deletes, after the test, topic, its dead-letter topic and its
+// rows in sink_offsets (whatever the group), on the shared services.
+func cleanTopic(t *testing.T, topic string) {
+	t.Helper()
+	adm := admin(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, topic, topic+".dlq")
+		if conn, err := pgx.Connect(ctx, dbURL); err == nil {
+			_, _ = conn.Exec(ctx, "DELETE FROM sink_offsets WHERE topic = $1", topic)
+			conn.Close(ctx)
+		}
+	})
 }
 
 // dropTable drops the test's table after the test.
@@ -107,16 +126,24 @@ func workload(n, keys, tombstonePct int, seed uint64) []rec {
 // partitions, so per key the production order is the offset order.
 func produce(t *testing.T, topic string, recs []rec) {
 	t.Helper()
+	require.NoError(t, produceRecords(t.Context(), topic, recs))
+}
+
+// produceRecords is produce for any goroutine: it returns the first error
+// instead of failing the test.
+func produceRecords(ctx context.Context, topic string, recs []rec) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50000))
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer cl.Close()
 	var (
 		mu    sync.Mutex
 		first error
 	)
 	for _, r := range recs {
-		cl.Produce(t.Context(), &kgo.Record{Key: []byte(r.key), Value: r.value}, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, &kgo.Record{Key: []byte(r.key), Value: r.value}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				first = err
@@ -124,8 +151,12 @@ func produce(t *testing.T, topic string, recs []rec) {
 			}
 		})
 	}
-	require.NoError(t, cl.Flush(t.Context()))
-	require.NoError(t, first)
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return first
 }
 
 // upsertModel is what the upsert table must hold: the last value per key,
@@ -153,8 +184,20 @@ type worker struct {
 	err    error // exit status, after exited closes
 }
 
-// startWorker runs the binary with the base environment plus env and
-// waits for its HTTP listener.
+// workerEnv is the environment of a worker process: the services, the
+// test settings every worker shares, then env. Nothing else of the test's
+// environment reaches it (testenv.ProcessEnv).
+func workerEnv(member string, env map[string]string) []string {
+	base := map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "DATABASE_URL": dbURL,
+		"SINK_MEMBER": member, "HTTP_ADDR": "127.0.0.1:0", "BATCH_LINGER": "50ms"}
+	if env["KAFKA_GROUP_PROTOCOL"] != "consumer" { // there the group's config decides, and the worker refuses it
+		base["KAFKA_SESSION_TIMEOUT"] = "6s"
+	}
+	return testenv.ProcessEnv(base, env)
+}
+
+// startWorker runs the binary with workerEnv and waits for its HTTP
+// listener.
 func startWorker(t *testing.T, member string, env map[string]string) *worker {
 	t.Helper()
 	w := &worker{t: t, member: member, exited: make(chan struct{})}
@@ -162,13 +205,7 @@ func startWorker(t *testing.T, member string, env map[string]string) *worker {
 	f, err := os.Create(w.logs)
 	require.NoError(t, err)
 	w.cmd = exec.Command(binary)
-	w.cmd.Env = append(os.Environ(), "SINK_MEMBER="+member, "HTTP_ADDR=127.0.0.1:0", "BATCH_LINGER=50ms")
-	if env["KAFKA_GROUP_PROTOCOL"] != "consumer" { // there the group's config decides, and the worker refuses it
-		w.cmd.Env = append(w.cmd.Env, "KAFKA_SESSION_TIMEOUT=6s")
-	}
-	for k, v := range env {
-		w.cmd.Env = append(w.cmd.Env, k+"="+v)
-	}
+	w.cmd.Env = workerEnv(member, env)
 	w.cmd.Stdout, w.cmd.Stderr = f, f
 	require.NoError(t, w.cmd.Start())
 	go func() {

@@ -2,22 +2,15 @@ package main
 
 import (
 	"net/http"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// services runs the project's services script (the tests' working
-// directory is cmd/sinkworker).
-func services(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("../../scripts/services", args...).CombinedOutput()
-	require.NoError(t, err, "scripts/services %v:\n%s", args, out)
-}
+	"github.com/sinkworker/sinkworker/internal/testenv"
+)
 
 // readyz answers the worker's /readyz status code, 0 when unreachable.
 func (w *worker) readyz() int {
@@ -31,8 +24,10 @@ func (w *worker) readyz() int {
 
 // TestDatabaseOutageIsNotPoison (I5): PostgreSQL is stopped for 20 s while
 // records flow. Nothing is dead-lettered, /readyz turns not-ready during the
-// outage and ready again after, and every record lands exactly once.
+// outage and ready again after, the worker counts its retries, and every
+// record lands exactly once. It holds the services lock throughout.
 func TestDatabaseOutageIsNotPoison(t *testing.T) {
+	services := testenv.LockServices(t)
 	pool := db(t)
 	topic, table, group := newTopic(t, 4), uniq("t"), uniq("g")
 	dropTable(t, pool, table)
@@ -45,8 +40,8 @@ func TestDatabaseOutageIsNotPoison(t *testing.T) {
 	produce(t, topic, recs[:20_000])
 	waitProgress(t, pool, group, topic, 20_000)
 
-	services(t, "pg-stop")
-	t.Cleanup(func() { _ = exec.Command("../../scripts/services", "pg-start").Run() })
+	services.Run(t, "pg-stop")
+	t.Cleanup(func() { _ = services.Command("pg-start").Run() })
 	// Records keep arriving while the database is down.
 	var notReady atomic.Bool
 	done := make(chan struct{})
@@ -60,7 +55,7 @@ func TestDatabaseOutageIsNotPoison(t *testing.T) {
 	}()
 	produce(t, topic, recs[20_000:40_000])
 	<-done
-	services(t, "pg-start")
+	services.Run(t, "pg-start")
 	produce(t, topic, recs[40_000:])
 
 	pool.Reset() // drop connections the restart killed
@@ -68,6 +63,10 @@ func TestDatabaseOutageIsNotPoison(t *testing.T) {
 	assert.True(t, notReady.Load(), "/readyz reported not-ready during the outage")
 	require.Eventually(t, func() bool { return w.readyz() == http.StatusOK }, 30*time.Second, 100*time.Millisecond,
 		"/readyz is ready again after the outage")
+	assertWritten(t, int64(len(recs)), w)
+	m := w.scrape(t)
+	assert.Positive(t, sum(m, "sinkworker_retries_total", "class", "transient"), "transactions retried during the outage")
+	assert.Equal(t, -1.0, sum(m, "sinkworker_dead_letters_total", "", ""), "no dead_letters_total series: nothing dead-lettered")
 	w.stop()
 
 	assertInsertTable(t, pool, table, topic, recs)

@@ -393,6 +393,7 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 	})
 	waitApplied(t, pool, group, topic, 3*time.Minute)
 	drained := time.Now()
+	metrics := w.scrape(t)
 	w.stop()
 
 	// What must happen to each record.
@@ -476,15 +477,31 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 	// The table.
 	landed := checkPoisonTable(t, pool, table, mapping, mode, landing, report)
 
-	byClass := map[string]int{}
+	byClass, sentByClass := map[string]int{}, map[string]int{}
 	for c := range dead {
 		class, _ := header(dead[c], sink.HeaderClass)
 		byClass[class]++
 	}
+	for _, d := range dlq {
+		class, _ := header(d, sink.HeaderClass)
+		sentByClass[class]++
+	}
 	if problems > 30 {
 		t.Errorf("... %d problems in all", problems)
 	}
-	assert.Equal(t, len(recs), len(landing)+len(dead), "landed + dead-lettered == produced")
+	// The worker's count of what it dead-lettered, by class, is what the
+	// dead-letter topic holds (repeats included: both count sends).
+	for class, n := range sentByClass {
+		assert.EqualValues(t, n, sum(metrics, "sinkworker_dead_letters_total", "class", class), "dead_letters_total{class=%q}", class)
+	}
+	assert.EqualValues(t, len(dlq), max(0, sum(metrics, "sinkworker_dead_letters_total", "", "")), "dead_letters_total over all classes")
+	if mode == sink.ModeInsert {
+		// One row per landed record: what the table holds, counted, plus what
+		// the dead-letter topic holds, is what was produced.
+		var rows int
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM `+ident+` WHERE kafka_partition >= 0`).Scan(&rows))
+		assert.Equal(t, len(recs), rows+len(dead), "rows in the table + dead-lettered records == produced")
+	}
 
 	// The classes seen, per kind, for the lead's table.
 	var lines []string

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -134,4 +135,33 @@ func TestSuffix(t *testing.T) {
 	a, b := Suffix(), Suffix()
 	assert.Regexp(t, regexp.MustCompile(`^[a-z2-7]{8}$`), a, "lower-case base32: valid in topic, table and role names")
 	assert.NotEqual(t, a, b)
+}
+
+func TestProcessEnv(t *testing.T) {
+	t.Parallel()
+	parent := map[string]string{"PATH": "/bin", "HOME": "/root", "SINK_MODE": "insert",
+		"KAFKA_GROUP_PROTOCOL": "consumer", "DATABASE_URL": "postgres://parent"}
+	lookup := func(k string) (string, bool) { v, ok := parent[k]; return v, ok }
+	got := processEnv(lookup, map[string]string{"KAFKA_TOPICS": "a", "HOME": "/tmp/h"}, map[string]string{"KAFKA_TOPICS": "b"})
+	assert.Equal(t, []string{"HOME=/tmp/h", "KAFKA_TOPICS=b", "PATH=/bin"}, got,
+		"only the allow-list of the test's environment, then the settings, later ones winning")
+}
+
+// TestLockServicesExcludesTheScript: while a test holds the services lock,
+// scripts/services waits for it, unless run through the lock's Command.
+func TestLockServicesExcludesTheScript(t *testing.T) {
+	t.Setenv("SINKWORKER_STATE_DIR", t.TempDir())
+	l := LockServices(t)
+	script := filepath.Join(repoRoot(), "scripts", "services")
+	// kafka-kill takes the lock first; on an empty state dir it then finds no broker.
+	out, err := l.Command("kafka-kill").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "kafka already stopped")
+
+	held := exec.Command("timeout", "3", script, "kafka-kill")
+	out, err = held.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "scripts/services must wait for the lock the test holds; output:\n%s", out)
+	assert.Equal(t, 124, exit.ExitCode(), "killed by timeout while waiting; output:\n%s", out)
+	assert.Contains(t, string(out), "waiting for another scripts/services command")
 }
