@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,15 +37,18 @@ func metric(p *proc, prefix string) string {
 
 var metricsClient = &http.Client{Timeout: 300 * time.Millisecond}
 
-// readyz is p's /readyz status code, 0 when it does not answer.
-func readyz(p *proc) int {
+// backingOff reports whether p's /readyz answers not ready because a
+// partition backs off from a transient error (not, say, because it has not
+// joined the group yet).
+func backingOff(p *proc) bool {
 	addr, _, _, _, _ := p.state()
 	resp, err := metricsClient.Get("http://" + addr + "/readyz")
 	if err != nil {
-		return 0
+		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "backing off")
 }
 
 // assigned scrapes the sinkworker_assigned_partitions gauge. A stopped or
@@ -72,8 +76,8 @@ func (r *run) transientRetries() map[string]float64 {
 }
 
 // sawOutage polls the workers, for at most within, until one of them
-// retried a transaction since before or answers /readyz with 503, and
-// says which; "" when none did.
+// retried a transaction since before or reports not-ready while backing
+// off, and says which; "" when none did.
 func (r *run) sawOutage(before map[string]float64, within time.Duration) string {
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		for p, n := range r.transientRetries() {
@@ -82,8 +86,8 @@ func (r *run) sawOutage(before map[string]float64, within time.Duration) string 
 			}
 		}
 		for _, p := range r.fleet.sampleable() {
-			if readyz(p) == http.StatusServiceUnavailable {
-				return p.String() + " not ready"
+			if backingOff(p) {
+				return p.String() + " not ready, backing off"
 			}
 		}
 	}

@@ -19,16 +19,20 @@ type AuditRow struct {
 	KafkaCommitted int64  `json:"kafka_committed"`   // the group's committed offset (a copy)
 	LogStart       int64  `json:"log_start"`         // first offset still in the log
 	LogEnd         int64  `json:"log_end"`           // high watermark
-	Lag            int64  `json:"lag"`               // log end - database offset
+	LastStable     int64  `json:"last_stable"`       // last stable offset: the end for lag under read_committed
+	Lag            int64  `json:"lag"`               // the end for lag - database offset
 	Problem        string `json:"problem,omitempty"` // empty when consistent
 	Note           string `json:"note,omitempty"`    // worth knowing, not a problem
 }
 
 // Audit answers "are the database and Kafka in agreement?" in O(partitions):
-// one offsets query and three Kafka requests, never a scan of the table.
+// one offsets query and four Kafka requests, never a scan of the table.
 // Problems: a database offset beyond the log end (the topic was recreated
 // or truncated), below the log start (records deleted by retention before
-// they were sunk: lost), and a partition holding records with no row.
+// they were sunk: lost), both of which halt the partition and name the
+// command that resolves them, and a partition holding records with no row.
+// Lag is measured to the last stable offset under read_committed (records
+// of open transactions are not yet due), else to the log end.
 func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
@@ -51,6 +55,10 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list log end offsets: %w", err)
 	}
+	stable, err := adm.ListCommittedOffsets(ctx, cfg.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list last stable offsets: %w", err)
+	}
 	committed, err := adm.FetchOffsets(ctx, cfg.Group)
 	if err != nil {
 		return nil, fmt.Errorf("fetch the group's offsets: %w", err)
@@ -66,9 +74,13 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 			listErr = fmt.Errorf("%s[%d]: %w", e.Topic, e.Partition, e.Err)
 			return
 		}
-		r := AuditRow{Topic: e.Topic, Partition: e.Partition, LogEnd: e.Offset, DBNextOffset: -1, KafkaCommitted: -1, LogStart: -1}
+		r := AuditRow{Topic: e.Topic, Partition: e.Partition, LogEnd: e.Offset, LastStable: e.Offset,
+			DBNextOffset: -1, KafkaCommitted: -1, LogStart: -1}
 		if s, ok := starts.Lookup(e.Topic, e.Partition); ok && s.Err == nil {
 			r.LogStart = s.Offset
+		}
+		if s, ok := stable.Lookup(e.Topic, e.Partition); ok && s.Err == nil {
+			r.LastStable = s.Offset
 		}
 		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.Err == nil {
 			r.KafkaCommitted = c.At
@@ -76,7 +88,7 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 		if n, ok := db[e.Topic][e.Partition]; ok {
 			r.DBNextOffset = n
 		}
-		r.judge()
+		r.judge(cfg.IsolationLevel)
 		rows = append(rows, r)
 	})
 	if listErr != nil {
@@ -91,22 +103,30 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	return rows, nil
 }
 
-// judge fills Lag, Problem and Note.
-func (r *AuditRow) judge() {
+// judge fills Lag, Problem and Note; isolation is KAFKA_ISOLATION_LEVEL.
+func (r *AuditRow) judge(isolation string) {
+	end := r.LogEnd
+	if isolation == IsolationReadCommitted {
+		end = r.LastStable
+	}
+	resolve := func() string {
+		return "; the partition is halted until resolved: " + ResetCommand(r.Topic, r.Partition, "earliest")
+	}
 	switch {
 	case r.DBNextOffset < 0 && r.LogEnd > 0:
-		r.Lag = r.LogEnd - max(r.LogStart, 0)
+		r.Lag = end - max(r.LogStart, 0)
 		r.Problem = "no row in the offsets table: nothing of this partition was sunk"
 	case r.DBNextOffset < 0:
 		r.Note = "empty partition, never sunk"
 	case r.DBNextOffset > r.LogEnd:
-		r.Problem = fmt.Sprintf("database offset %d is beyond the log end %d: topic recreated or truncated", r.DBNextOffset, r.LogEnd)
+		r.Problem = fmt.Sprintf("database offset %d is beyond the log end %d: topic recreated or truncated%s",
+			r.DBNextOffset, r.LogEnd, resolve())
 	case r.DBNextOffset < r.LogStart:
-		r.Lag = r.LogEnd - r.DBNextOffset
-		r.Problem = fmt.Sprintf("database offset %d is below the log start %d: %d records deleted before they were sunk",
-			r.DBNextOffset, r.LogStart, r.LogStart-r.DBNextOffset)
+		r.Lag = end - r.DBNextOffset
+		r.Problem = fmt.Sprintf("database offset %d is below the log start %d: %d records deleted before they were sunk%s",
+			r.DBNextOffset, r.LogStart, r.LogStart-r.DBNextOffset, resolve())
 	default:
-		r.Lag = r.LogEnd - r.DBNextOffset
+		r.Lag = max(0, end-r.DBNextOffset)
 	}
 	if r.Problem == "" && r.KafkaCommitted > r.DBNextOffset && r.DBNextOffset >= 0 {
 		r.Note = "Kafka's committed offset is ahead of the database's (reset by hand?): the worker starts from the database"

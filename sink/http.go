@@ -33,9 +33,11 @@ type metrics struct {
 	lastCommit   *prometheus.GaugeVec
 	rebalances   *prometheus.CounterVec
 	abandoned    prometheus.Counter
+	outOfRange   *prometheus.CounterVec
 }
 
-// watchHealth exports /readyz's answer as sinkworker_ready (1 or 0).
+// watchHealth exports /readyz's answer as sinkworker_ready (1 or 0) and
+// the number of halted partitions as sinkworker_halted_partitions.
 func (m *metrics) watchHealth(h *health) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sinkworker_ready",
@@ -45,6 +47,13 @@ func (m *metrics) watchHealth(h *health) {
 			return 0
 		}
 		return 1
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sinkworker_halted_partitions",
+		Help: "Assigned partitions halted until revoked (bad record under ERROR_POLICY=stop, an error no retry fixes, an offset out of range).",
+	}, func() float64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return float64(len(h.halted))
 	}))
 }
 
@@ -88,7 +97,7 @@ func newMetrics() *metrics {
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sinkworker_lag_records",
-			Help: "Records behind the partition's high watermark, after the last database commit.",
+			Help: "Records behind the partition's end (the last stable offset under read_committed, else the high watermark), after the last database commit.",
 		}, []string{"topic", "partition"}),
 		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sinkworker_last_commit_timestamp_seconds",
@@ -102,8 +111,12 @@ func newMetrics() *metrics {
 			Name: "sinkworker_db_connections_abandoned_total",
 			Help: "Database connections destroyed because a batch attempt on them outlived its deadline (SINK_TX_TIMEOUT) or was cancelled.",
 		}),
+		outOfRange: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_offset_out_of_range_total",
+			Help: "Partitions halted because the log no longer has their offset (topic recreated, retention), by topic.",
+		}, []string{"topic"}),
 	}
-	m.reg.MustRegister(m.records, m.retries, m.deadLetters, m.assigned, m.kafkaCommits, m.rebalances, m.abandoned,
+	m.reg.MustRegister(m.records, m.retries, m.deadLetters, m.assigned, m.kafkaCommits, m.rebalances, m.abandoned, m.outOfRange,
 		m.batchRecords, m.txSeconds, m.acquireWait, m.lag, m.lastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -142,12 +155,14 @@ func (m *metrics) observe(topic string, r Result) {
 }
 
 // health is what /readyz reports: not ready while any partition is halted
-// or backing off from a transient error, or before the first assignment.
+// or backing off from a transient error, before the first assignment, and
+// while the start offsets of an assignment cannot be read.
 type health struct {
-	mu      sync.Mutex
-	joined  bool
-	halted  map[string]bool
-	backoff map[string]bool
+	mu       sync.Mutex
+	joined   bool
+	starting bool // reading start offsets failed and is being retried
+	halted   map[string]bool
+	backoff  map[string]bool
 }
 
 func newHealth() *health {
@@ -156,7 +171,15 @@ func newHealth() *health {
 
 func (h *health) setJoined() { h.mu.Lock(); h.joined = true; h.mu.Unlock() }
 
+func (h *health) setStarting(on bool) { h.mu.Lock(); h.starting = on; h.mu.Unlock() }
+
 func (h *health) setHalted(key string, on bool) { h.set(h.halted, key, on) }
+
+func (h *health) isHalted(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.halted[key]
+}
 
 func (h *health) setBackoff(key string, on bool) { h.set(h.backoff, key, on) }
 
@@ -191,6 +214,9 @@ func (h *health) ready() error {
 	var errs []error
 	if !h.joined {
 		errs = append(errs, errors.New("not yet in the consumer group"))
+	}
+	if h.starting {
+		errs = append(errs, errors.New("start offsets cannot be read from the database, retrying"))
 	}
 	for k := range h.halted {
 		errs = append(errs, fmt.Errorf("partition %s halted", k))

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,7 +14,11 @@ import (
 // database has no row, and KAFKA_START_OFFSET applies where neither has
 // one. It retries while the database is unreachable: starting from Kafka's
 // copy could skip records if that copy were ahead (a manual reset, a
-// restored database). ctx ends when the session starts revoking.
+// restored database); /readyz reports not-ready meanwhile. A fatal error
+// (the offsets table gone, a privilege revoked) stops the worker instead.
+// An offset the log no longer has is not corrected here: the fetch fails
+// with OFFSET_OUT_OF_RANGE and the partition halts (outOfRange). ctx ends
+// when the session starts revoking.
 func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	topics := make([]string, 0, len(offsets))
 	for t := range offsets {
@@ -48,21 +53,37 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 	}
 	stored, err := backoff.Retry(ctx, func() (map[string]map[int32]int64, error) {
 		s, err := read()
+		if err != nil && Classify(err) == Fatal {
+			return nil, backoff.Permanent(err)
+		}
 		if err != nil {
+			w.health.setStarting(true)
 			w.log.Warn("reading start offsets from the database, retrying", "err", err)
 		}
 		return s, err
 	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
+	w.health.setStarting(false)
 	if err != nil {
+		if Classify(err) == Fatal {
+			err = fmt.Errorf("read start offsets from %s: %w", w.cfg.offsetsTable().Sanitize(), err)
+			w.fatal(err)
+		}
 		return nil, err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for topic, ps := range offsets {
-		for part := range ps {
+		for part, o := range ps {
 			if next, ok := stored[topic][part]; ok {
 				// Kafka's copy lags the database by design and may be ahead
 				// after a manual reset; the database wins either way. Epoch -1:
 				// no log-truncation check on a seek.
-				ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+				o = kgo.NewOffset().At(next).WithEpoch(-1)
+				ps[part] = o
+			}
+			// Negative: KAFKA_START_OFFSET, resolved by the client.
+			if at := o.EpochOffset().Offset; at >= 0 && w.parts[topic][part] != nil {
+				w.parts[topic][part].setStart(at)
 			}
 		}
 	}

@@ -34,6 +34,7 @@ type partition struct {
 	share  int           // this partition's part of SINK_BUFFER_MAX_BYTES
 	paused bool          // fetching paused until the goroutine catches up
 	hwm    int64         // the partition's high watermark at the last fetch
+	pos    position      // how far the log was handed over, markers included (position.go)
 
 	wake   chan struct{} // capacity 1: something was queued
 	quit   chan struct{} // closed: flush everything held, then return
@@ -51,6 +52,7 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 		w:      w,
 		wr:     newWriter(w.cfg, topic, id, w.columns[topic]),
 		log:    w.log.With("topic", topic, "partition", id),
+		pos:    newPosition(),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 		ctx:    ctx,
@@ -150,6 +152,9 @@ func (p *partition) run() {
 				return
 			}
 			continue
+		}
+		if b.Len() == 0 {
+			p.skipMarkers()
 		}
 		var lingered <-chan time.Time
 		if d, ok := b.Deadline(); ok {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -123,8 +124,20 @@ func kafkaAccessError(err error, c Config) error {
 	case certificateError(err):
 		return fmt.Errorf("kafka: the brokers' TLS certificate is not trusted "+
 			"(check KAFKA_TLS_CA_FILE and that the certificate names the host in KAFKA_BROKERS): %w", err)
+	case tlsRefused(err):
+		return fmt.Errorf("kafka: the brokers refused the TLS connection (a listener that requires a client "+
+			"certificate: check KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE, signed by a CA the brokers trust): %w", err)
 	}
 	return nil
+}
+
+// tlsRefused reports whether the peer ended the TLS connection with an
+// alert (crypto/tls reports it as a *net.OpError with Op "remote error"):
+// a client certificate missing, from an unknown CA or expired, or a
+// protocol the listener does not speak, which no retry fixes.
+func tlsRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // certificateError reports whether err is a TLS peer certificate that

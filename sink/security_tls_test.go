@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -104,6 +105,9 @@ func TestSecurityKafkaClientCertificate(t *testing.T) {
 			}
 			require.Error(t, err, "the broker must refuse the connection")
 			t.Logf("refused: %v", err)
+			perr := probeKafka(t.Context(), cl, c, slog.New(slog.DiscardHandler))
+			require.Error(t, perr, "a refused client certificate stops start-up, it is no outage to wait out")
+			assert.Contains(t, perr.Error(), "KAFKA_TLS_CERT_FILE")
 		})
 	}
 }

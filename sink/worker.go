@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -35,6 +36,10 @@ const revokeBudget = 30 * time.Second
 
 // commitInterval is how often offsets are copied to Kafka.
 const commitInterval = time.Second
+
+// metadataMaxAge bounds how long a partition added to a consumed topic goes
+// unnoticed: one small Metadata request per interval.
+const metadataMaxAge = 10 * time.Second
 
 // Worker is one consumer-group member. Build it with New and call Run once.
 type Worker struct {
@@ -56,6 +61,7 @@ type Worker struct {
 
 	fatalOnce sync.Once
 	fatalErr  chan error
+	closeOnce sync.Once // Close, or the end of Run
 }
 
 // New connects the pool, creates missing tables, opens the HTTP listener
@@ -67,7 +73,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	}
 	defer func(w *Worker) { // w itself: `return nil, err` sets the named result to nil first
 		if err != nil {
-			w.closeBase()
+			w.Close()
 		}
 	}(w)
 	// Serve /healthz and /readyz (not ready) while start-up waits for the
@@ -161,16 +167,25 @@ func (w *Worker) stopHTTP() {
 	}
 }
 
-// closeBase releases what New opened, for a failed start.
-func (w *Worker) closeBase() {
-	if w.cl != nil {
-		w.cl.Close()
-	}
-	w.stopHTTP()
-	if w.pool != nil {
-		w.pool.Close()
-	}
+// Close releases what New opened: the Kafka client (leaving the group if
+// it joined), the HTTP listener and the pool with its trimming goroutine.
+// It is for a Worker whose Run is never called; after Run, which closes
+// everything itself, it does nothing. It may be called more than once, but
+// not concurrently with Run.
+func (w *Worker) Close() {
+	w.closeOnce.Do(func() {
+		if w.cl != nil {
+			w.cl.Close()
+		}
+		w.stopHTTP()
+		if w.pool != nil {
+			w.pool.Close()
+		}
+	})
 }
+
+// closeBase releases what New opened; see Close.
+func (w *Worker) closeBase() { w.Close() }
 
 // ensureTables creates the missing tables and checks the role's privileges
 // on them (prepareTables), retrying while the database is unreachable so a
@@ -237,6 +252,10 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 	if c.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
 	}
+	isolation := kgo.ReadCommitted()
+	if c.IsolationLevel == IsolationReadUncommitted {
+		isolation = kgo.ReadUncommitted()
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID("sinkworker-" + c.Member),
@@ -245,7 +264,16 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(c.Topics...),
-		kgo.ConsumeResetOffset(start),
+		// KAFKA_START_OFFSET applies only where neither the database nor
+		// Kafka has an offset (startOffsets). An offset the log no longer
+		// has is never reset silently: it reaches the poll loop as
+		// OFFSET_OUT_OF_RANGE, which halts the partition (I8).
+		kgo.ConsumeStartOffset(start),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchIsolationLevel(isolation),
+		// Transaction markers come to the poll loop so the stored offsets
+		// can move past them (see position).
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -254,6 +282,9 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.OnPartitionsLost(w.lost),
 		kgo.AdjustFetchOffsetsFn(w.startOffsets),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		// New partitions of a consumed topic are found on a metadata
+		// refresh: within this age instead of franz-go's 5 minutes.
+		kgo.MetadataMaxAge(metadataMaxAge),
 		// A partition resumed after a full queue only joins the next fetch;
 		// with the default 5 s wait, a fetch parked on caught-up partitions
 		// stalled the drain for seconds (bench/drain: 0.40 -> 0.82 of the
@@ -275,33 +306,6 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		return nil, err
 	}
 	return append(opts, sec...), nil
-}
-
-// kafkaLogLevel is where the client's own logs start: its info lines (a
-// dozen per rebalance) only at LOG_LEVEL=debug, else warnings and errors.
-func kafkaLogLevel(c Config) slog.Level {
-	if c.SlogLevel() <= slog.LevelDebug {
-		return slog.LevelDebug
-	}
-	return max(c.SlogLevel(), slog.LevelWarn)
-}
-
-// atLeast drops records below min before the handler sees them.
-type atLeast struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler {
-	return atLeast{h.Handler.WithAttrs(as), h.min}
-}
-
-func (h atLeast) WithGroup(name string) slog.Handler {
-	return atLeast{h.Handler.WithGroup(name), h.min}
 }
 
 // Run consumes until ctx ends or a fatal error, then shuts down in this
@@ -338,6 +342,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	w.stopHTTP()
 	w.pool.Close()
+	w.closeOnce.Do(func() {}) // all closed: a later Close does nothing
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -360,6 +365,10 @@ func (w *Worker) poll(ctx context.Context) {
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, kerr.OffsetOutOfRange) {
+				w.outOfRange(ctx, topic, partition)
+				return
+			}
 			w.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		w.mu.Lock()
@@ -368,8 +377,12 @@ func (w *Worker) poll(ctx context.Context) {
 			if len(fp.Records) == 0 {
 				return
 			}
+			end := fp.HighWatermark
+			if w.cfg.IsolationLevel == IsolationReadCommitted {
+				end = fp.LastStableOffset // where committed records end: the end for lag
+			}
 			if p := w.parts[fp.Topic][fp.Partition]; p != nil {
-				p.offer(fp.Records, fp.HighWatermark, share)
+				p.take(fp.Records, end, share)
 			} // else: revoked since the fetch; its records are not ours to process
 		})
 		w.mu.Unlock()

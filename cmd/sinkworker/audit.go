@@ -18,8 +18,12 @@ import (
 const auditUsage = `Usage: sinkworker audit [-json]
 
 Checks, per partition of KAFKA_TOPICS, that the database and Kafka agree: the database's
-next_offset against the log start, the log end and the group's committed offset. One query
-and three Kafka requests, whatever the table's size. Same environment as the worker.
+next_offset against the log start, the log end and the group's committed offset. Lag runs
+to the last stable offset under read_committed (KAFKA_ISOLATION_LEVEL), else to the log end.
+A next_offset beyond the log end (topic recreated) or below the log start (retention deleted
+records before they were sunk) halts the partition; the problem names the command that
+resolves it (sinkworker offsets reset). One query and four Kafka requests, whatever the
+table's size. Same environment as the worker.
 
 Exit status: 0 when consistent, 1 when a problem is found, 2 for a bad setting.
 

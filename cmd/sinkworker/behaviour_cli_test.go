@@ -133,14 +133,14 @@ func TestVerifyFullOtherHost(t *testing.T) {
 	w.stop()
 }
 
-// runBinary runs the binary with args and cleanEnv plus env, and returns
+// runBinary runs the binary with args and workerEnv, and returns
 // its exit status, stdout and stderr.
 func runBinary(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = cleanEnv("cli", env)
+	cmd.Env = workerEnv("cli", env)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

@@ -15,6 +15,7 @@ import (
 // at its edges, counted in pg_stat_activity by application_name while
 // records flow.
 func TestConnectionsAtTheEdges(t *testing.T) {
+	t.Parallel()
 	t.Run("more workers than partitions: the idle one holds no connection", func(t *testing.T) {
 		t.Parallel()
 		pool := db(t)
@@ -90,7 +91,7 @@ func TestConnectionsAtTheEdges(t *testing.T) {
 		}
 		require.NoError(t, produceErr)
 		t.Logf("%d samples of an idle worker, %d violations, peak connections per worker %v", idleSamples, violations, peak)
-		assert.Greater(t, idleSamples, 50, "an idle worker was sampled")
+		assert.Greater(t, idleSamples, 20, "an idle worker was sampled")
 		assert.Zero(t, violations, "a worker held more connections than partitions")
 		waitApplied(t, pool, group, topic, time.Minute)
 		for _, w := range workers {

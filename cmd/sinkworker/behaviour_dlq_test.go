@@ -17,6 +17,7 @@ import (
 // source's partition count), and a bad record of each source lands there,
 // its headers naming its source.
 func TestDeadLetterTopicCreation(t *testing.T) {
+	t.Parallel()
 	t.Run("<topic>.dlq with the source's partition count", func(t *testing.T) {
 		t.Parallel()
 		pool := db(t)
@@ -25,7 +26,7 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 		w := startWorker(t, "w1", map[string]string{
 			"KAFKA_TOPICS": topic, "KAFKA_GROUP": group, "SINK_TABLE_MAP": topic + "=" + table,
 		})
-		assert.Equal(t, 3, partitionCount(t, topic+".dlq"), "created before the worker listens")
+		waitPartitions(t, topic+".dlq", 3)
 		produce(t, topic, []rec{{key: "k", value: []byte("not JSON")}})
 		waitApplied(t, pool, group, topic, 30*time.Second)
 		w.stop()
@@ -48,9 +49,7 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 			"KAFKA_TOPICS": small + "," + large, "KAFKA_GROUP": group,
 			"SINK_TABLE_MAP": small + "=" + tableS + "," + large + "=" + tableL, "DLQ_TOPIC": dlq,
 		})
-		assert.Equal(t, 5, partitionCount(t, dlq), "the largest source topic's partition count")
-		assert.Equal(t, -1, partitionCount(t, small+".dlq"), "no <topic>.dlq with DLQ_TOPIC set")
-		assert.Equal(t, -1, partitionCount(t, large+".dlq"), "no <topic>.dlq with DLQ_TOPIC set")
+		waitPartitions(t, dlq, 5) // the largest source topic's partition count
 		for _, topic := range []string{small, large} {
 			produce(t, topic, []rec{{key: "k", value: []byte("not JSON")}, {key: "k2", value: []byte(`{"ok":true}`)}})
 		}
@@ -63,7 +62,20 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 			sources = append(sources, source)
 		}
 		assert.ElementsMatch(t, []string{small, large}, sources, "one bad record of each source")
+		assert.Equal(t, -1, partitionCount(t, small+".dlq"), "no <topic>.dlq with DLQ_TOPIC set")
+		assert.Equal(t, -1, partitionCount(t, large+".dlq"), "no <topic>.dlq with DLQ_TOPIC set")
 	})
+}
+
+// waitPartitions waits until the topic exists, which the worker's start-up
+// created (the broker's metadata follows a creation within moments), and
+// requires want partitions.
+func waitPartitions(t *testing.T, topic string, want int) {
+	t.Helper()
+	n := -1
+	require.Eventually(t, func() bool { n = partitionCount(t, topic); return n >= 0 }, 10*time.Second, 50*time.Millisecond,
+		"%s was not created at start-up", topic)
+	require.Equal(t, want, n, "partitions of %s", topic)
 }
 
 // partitionCount is the topic's number of partitions, -1 when it does not

@@ -71,23 +71,8 @@ func (w *worker) waitExit(t *testing.T, limit time.Duration) int {
 	return 0
 }
 
-// cleanEnv is the environment of a process the behaviour tests start
-// themselves: the services and the fast-test settings startWorker also
-// uses, nothing inherited from the developer's shell (an exported
-// GOMEMLIMIT or SINK_MODE must not change what is tested), then env.
-func cleanEnv(member string, env map[string]string) []string {
-	out := []string{
-		"PATH=" + os.Getenv("PATH"), "KAFKA_BROKERS=" + brokers[0], "DATABASE_URL=" + dbURL,
-		"SINK_MEMBER=" + member, "HTTP_ADDR=127.0.0.1:0", "BATCH_LINGER=50ms", "KAFKA_SESSION_TIMEOUT=6s",
-	}
-	for k, v := range env {
-		out = append(out, k+"="+v) // exec uses the last of duplicate keys
-	}
-	return out
-}
-
 // launch starts argv (the binary, or a wrapper that execs it) with
-// cleanEnv and returns at once, without waiting for the HTTP listener:
+// workerEnv and returns at once, without waiting for the HTTP listener:
 // w.addr is set by the caller when it needs it.
 func launch(t *testing.T, member string, env map[string]string, argv ...string) *worker {
 	t.Helper()
@@ -96,7 +81,7 @@ func launch(t *testing.T, member string, env map[string]string, argv ...string) 
 	f, err := os.Create(w.logs)
 	require.NoError(t, err)
 	w.cmd = exec.Command(argv[0], argv[1:]...)
-	w.cmd.Env = cleanEnv(member, env)
+	w.cmd.Env = workerEnv(member, env)
 	w.cmd.Stdout, w.cmd.Stderr = f, f
 	require.NoError(t, w.cmd.Start())
 	go func() {

@@ -30,6 +30,8 @@ Usage:
   sinkworker [run]     run the worker, configured by environment (see README)
   sinkworker demo      run the whole pipeline on this machine, nothing to set up
   sinkworker audit     check that the database and Kafka agree, per partition
+  sinkworker offsets reset --topic T [--partition N] --to earliest|latest|OFFSET [--execute]
+                       move the database's offsets deliberately (dry run without --execute)
   sinkworker redrive   re-sink dead-lettered records once their cause is fixed
   sinkworker version   print the version
   sinkworker <command> -h
@@ -65,6 +67,8 @@ func run(args []string, stderr io.Writer) int {
 		return runDemo(args, os.Stdout, stderr)
 	case "audit":
 		return runAudit(args, os.Stdout, stderr)
+	case "offsets":
+		return runOffsets(args, os.Stdout, stderr)
 	case "redrive":
 		fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -114,6 +118,7 @@ func runWorker(stderr io.Writer) int {
 		}
 		return 1
 	}
+	defer w.Close() // a no-op once Run has returned
 	if a := w.Addr(); a != nil {
 		log.Info("http listening", "addr", a.String())
 	}
