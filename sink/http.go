@@ -49,7 +49,7 @@ func (m *metrics) watchHealth(h *health) {
 		return 1
 	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sinkworker_halted_partitions",
-		Help: "Assigned partitions halted until revoked (bad record under ERROR_POLICY=stop, an error no retry fixes, an offset out of range).",
+		Help: "Assigned partitions halted until revoked (bad record under ERROR_POLICY=stop, a systemic database rejection, an error no retry fixes, an offset out of range).",
 	}, func() float64 {
 		h.mu.Lock()
 		defer h.mu.Unlock()

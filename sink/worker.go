@@ -118,6 +118,9 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 	}
 	w.committer = newCommitter(w)
 	w.metrics.watchHealth(w.health)
+	for _, t := range cfg.Topics {
+		w.metrics.outOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first
+	}
 	return w, nil
 }
 

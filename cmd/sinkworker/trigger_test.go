@@ -100,6 +100,7 @@ func TestBrokenTriggerHaltsWithoutDeadLetters(t *testing.T) {
 	}, 2*time.Minute, 200*time.Millisecond, "both partitions halt")
 
 	assert.Equal(t, http.StatusServiceUnavailable, readyz(t, w), "a halted partition is not ready")
+	assert.EqualValues(t, 2, sum(w.scrape(t), "sinkworker_halted_partitions", "", ""))
 	var rows, advanced int
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&rows))
 	require.NoError(t, pool.QueryRow(t.Context(),
