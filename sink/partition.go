@@ -229,13 +229,18 @@ func (p *partition) flush(b *batch.Batch) bool {
 		backoff.WithBackOff(newBackoff()),
 		backoff.WithMaxElapsedTime(0)) // never give up on an outage
 	p.w.health.setBackoff(p.key(), false)
-	if p.ctx.Err() != nil {
-		return false
-	}
 	var halt *HaltError
-	if err == nil || errors.As(err, &halt) {
+	committed := err == nil || errors.As(err, &halt)
+	if committed {
+		// Counted even when the partition was lost meanwhile: the
+		// transaction committed all the same.
 		p.w.metrics.observe(p.topic, res)
 		p.w.metrics.batchRecords.Observe(float64(len(records)))
+	}
+	if p.ctx.Err() != nil {
+		return false // never mark a commit for a partition no longer ours
+	}
+	if committed {
 		if res.NextOffset > 0 {
 			p.w.committer.mark(p.topic, p.id, res.NextOffset, records[len(records)-1].LeaderEpoch)
 			p.mu.Lock()

@@ -78,6 +78,12 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return runRedrive(stderr)
 	case "version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() { fmt.Fprint(stderr, "Usage: sinkworker version\n\nPrints the version of this build.\n") }
+		if err := fs.Parse(args); err != nil {
+			return exitFor(err)
+		}
 		fmt.Fprintln(os.Stdout, version())
 		return 0
 	default:
@@ -111,6 +117,10 @@ func runWorker(stderr io.Writer) int {
 		log.Info("memory limit", "gomemlimit_bytes", limit)
 	}
 	w, err := sink.New(ctx, cfg, log)
+	if err != nil && ctx.Err() != nil {
+		log.Info("stopped during start-up", "err", err) // SIGTERM before consuming began: a clean stop
+		return 0
+	}
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		if errors.Is(err, sink.ErrConfig) {
