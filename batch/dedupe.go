@@ -19,16 +19,27 @@ func Dedupe(records []*kgo.Record) (upserts, deletes []*kgo.Record) {
 	return pick(records, func(i int, r *kgo.Record) bool { return last[string(r.Key)] == i })
 }
 
-// DedupeBy is Dedupe with the row a record writes given by key rather than
-// by its key bytes: for keys that decode to the same row from different
-// bytes (the JSON keys "42" and 42, or an object's fields in another
-// order). key is called twice per record.
-func DedupeBy(records []*kgo.Record, key func(*kgo.Record) string) (upserts, deletes []*kgo.Record) {
-	last := make(map[string]int, len(records))
-	for i, r := range records {
-		last[key(r)] = i
+// DedupeBy is Dedupe over any item type, with the row an item writes given
+// by key rather than by a record's key bytes (the decoded key: the JSON keys
+// "42" and 42, or an object's fields in another order, are one row), and
+// whether the item deletes its row given by isDelete. key and isDelete are
+// called at most twice per item.
+func DedupeBy[T any](items []T, key func(T) string, isDelete func(T) bool) (upserts, deletes []T) {
+	last := make(map[string]int, len(items))
+	for i, it := range items {
+		last[key(it)] = i
 	}
-	return pick(records, func(i int, r *kgo.Record) bool { return last[key(r)] == i })
+	for i, it := range items {
+		if last[key(it)] != i {
+			continue
+		}
+		if isDelete(it) {
+			deletes = append(deletes, it)
+		} else {
+			upserts = append(upserts, it)
+		}
+	}
+	return upserts, deletes
 }
 
 // pick splits the records that win into upserts and deletes.

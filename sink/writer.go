@@ -302,7 +302,7 @@ func (w *writer) collapse(records []*kgo.Record, res *Result) []*kgo.Record {
 	if w.cols == nil {
 		upserts, deletes = batch.Dedupe(live)
 	} else {
-		upserts, deletes = batch.DedupeBy(live, w.rowKey)
+		upserts, deletes = batch.DedupeBy(live, w.rowKey, func(r *kgo.Record) bool { return r.Value == nil })
 	}
 	res.Deduplicated += len(live) - len(upserts) - len(deletes)
 	return append(upserts, deletes...)

@@ -1,0 +1,171 @@
+// Package decode is the stage in front of the database: it turns each
+// fetched record into a Row (its canonical key, the value to store, and the
+// operation: write, delete or skip) or a Rejection (the dead-letter class
+// and reason). It speaks neither SQL nor Kafka's client: it runs in the
+// partition goroutine before a connection is acquired, so nothing it does
+// holds a database lock.
+//
+// Use: c := decode.Config{...}; rows, rejected := c.Decode(records). Both
+// come back in the records' order; every record is in exactly one of them.
+package decode
+
+import (
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Mode is SINK_MODE: how records become rows.
+type Mode string
+
+// Modes of SINK_MODE.
+const (
+	ModeUpsert Mode = "upsert" // one row per record key, the highest offset wins
+	ModeInsert Mode = "insert" // one row per record, keyed by topic, partition, offset
+)
+
+// Mapping is SINK_MAPPING: how a value becomes a row's columns.
+type Mapping string
+
+// Mappings of SINK_MAPPING.
+const (
+	MappingJSONB   Mapping = "jsonb"   // the whole value in one jsonb column
+	MappingColumns Mapping = "columns" // JSON object fields onto the table's columns
+)
+
+// Dead-letter classes of a rejected record, in its
+// __connect.errors.exception.class.name header. Decode gives the first
+// three; the database's rejections (package postgres) the others.
+const (
+	ClassDecode     = "decode"     // the value is not JSON the table can take, or the key is not text
+	ClassKey        = "key"        // no key where the mode needs one
+	ClassTooLarge   = "too_large"  // over SINK_MAX_RECORD_BYTES, or too big for the database
+	ClassData       = "data"       // the database rejected a value (SQLSTATE classes 21, 22)
+	ClassConstraint = "constraint" // the database rejected a row (SQLSTATE class 23, a view's check option 44000)
+	ClassRejected   = "rejected"   // a trigger or function refused the row (RAISE P0001, classes 2F, 38, 39, 27, 09, others)
+)
+
+// Op is what a Row does to its table.
+type Op int
+
+const (
+	// OpWrite writes the value: upserts the key's row, or inserts a row in
+	// insert mode (where a tombstone is written too, with a null value).
+	OpWrite Op = iota
+	// OpDelete deletes the key's row: a tombstone in upsert mode with
+	// SINK_DELETE_ON_TOMBSTONE=true.
+	OpDelete
+	// OpSkip leaves the table alone: a tombstone in upsert mode with
+	// SINK_DELETE_ON_TOMBSTONE=false, counted as skipped.
+	OpSkip
+)
+
+// Row is a record that decoded: what the writer applies.
+type Row struct {
+	// Record is the source record: its coordinates and timestamp go to
+	// the row, and the record itself to the dead-letter topic if the
+	// database rejects the row.
+	Record *kgo.Record
+	// Key names the row the record writes, for de-duplication: the key
+	// bytes as text in SINK_MAPPING=jsonb; in columns mapping the decoded
+	// primary key, where "42" and 42, or a composite key's fields in
+	// another order, are the same row (see CanonicalKey). It shares the
+	// record's bytes: a fetched record is never modified.
+	Key string
+	// Value is the JSON text to store; nil for a tombstone.
+	Value []byte
+	// Op is what the row does.
+	Op Op
+}
+
+// Rejection is a record that cannot be written, with why: found by Decode,
+// or by the database (then Code is its SQLSTATE).
+type Rejection struct {
+	Record *kgo.Record
+	Class  string // the dead-letter class: one of the Class constants
+	Reason string // for the dead-letter header only: it may quote the record
+	Code   string // the SQLSTATE of a database rejection, "" for one found by Decode
+}
+
+// LogReason is what a log line may say of why the record failed: the
+// reason of a rejection found by Decode (it names the problem, not the
+// data), the SQLSTATE of a database rejection (whose message may quote the
+// row).
+func (r Rejection) LogReason() string {
+	if r.Code == "" {
+		return r.Reason
+	}
+	return "SQLSTATE " + r.Code
+}
+
+// Config is how records decode. The zero value is not usable: set Mode,
+// Mapping and MaxRecordBytes.
+type Config struct {
+	// Mode is SINK_MODE: upsert needs a key on every record.
+	Mode Mode
+	// Mapping is SINK_MAPPING: columns needs a JSON object value.
+	Mapping Mapping
+	// MaxRecordBytes rejects (ClassTooLarge) a record whose key and value
+	// together exceed it: SINK_MAX_RECORD_BYTES.
+	MaxRecordBytes int
+	// DeleteOnTombstone makes a tombstone delete its key's row in upsert
+	// mode (OpDelete); when false it is skipped (OpSkip).
+	DeleteOnTombstone bool
+	// PrimaryKey returns the primary key columns of the topic's table, in
+	// key order, in SINK_MAPPING=columns (the caller reads them from the
+	// catalog and may read them again); nil in jsonb mapping. It is called
+	// once per Decode.
+	PrimaryKey func() []string
+}
+
+// Decode splits records, in offset order, into rows and rejections, each
+// in the same order. It never modifies a record and is safe for concurrent
+// use.
+func (c Config) Decode(records []*kgo.Record) (rows []Row, rejected []Rejection) {
+	var pk []string
+	if c.PrimaryKey != nil {
+		pk = c.PrimaryKey()
+	}
+	rows = make([]Row, 0, len(records))
+	for _, r := range records {
+		row, bad, ok := c.record(r, pk)
+		if !ok {
+			rejected = append(rejected, bad)
+			continue
+		}
+		rows = append(rows, row)
+	}
+	return rows, rejected
+}
+
+// record decodes one record with the table's primary key pk (nil in jsonb
+// mapping); ok is false for a rejection.
+func (c Config) record(r *kgo.Record, pk []string) (row Row, bad Rejection, ok bool) {
+	if bad, ok := c.check(r); !ok {
+		return Row{}, bad, false
+	}
+	row = Row{Record: r, Key: bytesText(r.Key), Value: r.Value}
+	if c.PrimaryKey != nil && r.Key != nil && c.Mode == ModeUpsert {
+		key, err := CanonicalKey(r.Key, pk)
+		if err != nil {
+			return Row{}, Rejection{Record: r, Class: ClassKey, Reason: err.Error()}, false
+		}
+		row.Key = key
+	}
+	if r.Value == nil && c.Mode == ModeUpsert {
+		row.Op = OpSkip
+		if c.DeleteOnTombstone {
+			row.Op = OpDelete
+		}
+	}
+	return row, Rejection{}, true
+}
+
+// bytesText views b as a string without copying; b must not change while
+// the string is in use.
+func bytesText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
