@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -59,6 +60,47 @@ func TestDockerfile(t *testing.T) {
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	assert.Equal(t, expose[1], port, "EXPOSE = HTTP_ADDR's port")
+}
+
+// demoModules are the modules only `sinkworker demo` needs: its embedded
+// broker and PostgreSQL.
+var demoModules = regexp.MustCompile(`github\.com/(twmb/franz-go/pkg/kfake|fergusstrange/embedded-postgres|lib/pq)\b`)
+
+// TestImageLeavesOutDemo builds cmd/sinkworker with the build tags of the
+// Dockerfile's go build and checks that the binary links none of the
+// demo's modules and that its `demo` says so with exit status 2; and that
+// the default build (go run ./cmd/sinkworker demo) does link them, so the
+// check would see them.
+func TestImageLeavesOutDemo(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	tags := regexp.MustCompile(`go build .*-tags[= ](\S+)`).FindStringSubmatch(string(data))
+	require.NotNil(t, tags, "the Dockerfile's go build sets -tags")
+	require.Contains(t, strings.Split(tags[1], ","), "nodemo")
+
+	deps := exec.Command("go", "list", "-deps", "./cmd/sinkworker")
+	deps.Dir = ".."
+	out, err := deps.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Regexp(t, demoModules, string(out), "the default build links the demo")
+
+	bin := filepath.Join(t.TempDir(), "sinkworker")
+	build := exec.Command("go", "build", "-tags", tags[1], "-o", bin, "./cmd/sinkworker")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err = build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command("go", "version", "-m", bin).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "github.com/jackc/pgx/v5", "go version -m lists the linked modules")
+	assert.NotRegexp(t, demoModules, string(out), "the image's binary links a demo module")
+
+	out, err = exec.Command(bin, "demo").CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, string(out), "demo not built into this binary")
 }
 
 // TestDockerignore checks that the build context keeps what the build needs
