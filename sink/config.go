@@ -16,6 +16,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/batch"
 	"github.com/sinkworker/sinkworker/pool"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // Mapping values of SINK_MAPPING.
@@ -139,7 +140,7 @@ type Config struct {
 	// set for each batch transaction (so PgBouncer in transaction mode
 	// passes it); 0 leaves the server's setting. A batch is idle in its
 	// transaction only while it waits for the dead-letter topic, so it must
-	// exceed dlqDeliveryTimeout.
+	// exceed dlq.DeliveryTimeout.
 	TxIdleTimeout time.Duration `env:"SINK_TX_IDLE_TIMEOUT, default=60s"`
 	// TxTimeout bounds one attempt at a batch: acquiring a connection, the
 	// transaction with every statement (bisection included), the wait for
@@ -150,7 +151,7 @@ type Config struct {
 	// unknown. The retry waits for the abandoned session's offsets row lock
 	// until the server ends that session (SINK_TX_IDLE_TIMEOUT), so a hang
 	// costs the partition about the longer of the two. It must exceed
-	// dlqDeliveryTimeout, which a batch may spend waiting inside its
+	// dlq.DeliveryTimeout, which a batch may spend waiting inside its
 	// transaction. Default 60s.
 	TxTimeout time.Duration `env:"SINK_TX_TIMEOUT, default=60s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
@@ -365,14 +366,14 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
 	}
-	if c.TxTimeout <= dlqDeliveryTimeout {
+	if c.TxTimeout <= dlq.DeliveryTimeout {
 		bad("SINK_TX_TIMEOUT: must be longer than the dead-letter delivery timeout %s, which a batch may spend "+
 			"waiting inside its transaction (and longer than the database needs for a batch), got %s",
-			dlqDeliveryTimeout, c.TxTimeout)
+			dlq.DeliveryTimeout, c.TxTimeout)
 	}
-	if c.TxIdleTimeout != 0 && c.TxIdleTimeout <= dlqDeliveryTimeout {
+	if c.TxIdleTimeout != 0 && c.TxIdleTimeout <= dlq.DeliveryTimeout {
 		bad("SINK_TX_IDLE_TIMEOUT: must be 0 (the server's setting) or longer than the dead-letter delivery timeout %s, got %s",
-			dlqDeliveryTimeout, c.TxIdleTimeout)
+			dlq.DeliveryTimeout, c.TxIdleTimeout)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // RedriveResult counts what Redrive did.
@@ -235,7 +236,7 @@ func (d *redriver) poll(ctx context.Context, left map[partitionKey]int64, res *R
 
 // one re-sinks a dead-lettered record under its source coordinates.
 func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult) error {
-	src, err := sourceOf(dead)
+	src, err := dlq.SourceOf(dead)
 	if err != nil {
 		res.Failed["headers"]++
 		d.log.Warn("not a sinkworker dead letter", "topic", dead.Topic, "partition", dead.Partition, "offset", dead.Offset, "err", err)
@@ -269,39 +270,4 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult
 		res.Skipped++
 	}
 	return nil
-}
-
-// sourceOf rebuilds the original record from a dead letter's headers; its
-// timestamp is HeaderTimestamp's, else the letter's own (Kafka Connect's
-// dead letters carry the source timestamp there).
-func sourceOf(dead *kgo.Record) (*kgo.Record, error) {
-	src := &kgo.Record{Key: dead.Key, Value: dead.Value, Timestamp: dead.Timestamp}
-	var have int
-	for _, h := range dead.Headers {
-		var err error
-		switch h.Key {
-		case HeaderTopic:
-			src.Topic, have = string(h.Value), have+1
-		case HeaderPartition:
-			var p int64
-			p, err = strconv.ParseInt(string(h.Value), 10, 32)
-			src.Partition, have = int32(p), have+1
-		case HeaderOffset:
-			src.Offset, err = strconv.ParseInt(string(h.Value), 10, 64)
-			have++
-		case HeaderTimestamp:
-			var ms int64
-			ms, err = strconv.ParseInt(string(h.Value), 10, 64)
-			src.Timestamp = time.UnixMilli(ms)
-		default:
-			src.Headers = append(src.Headers, h)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("header %s: %w", h.Key, err)
-		}
-	}
-	if have != 3 {
-		return nil, errors.New("missing __connect.errors.topic, partition or offset header")
-	}
-	return src, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/sinkworker/sinkworker/pool"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // revokeBudget caps how long a revocation may spend flushing, well inside
@@ -47,6 +48,7 @@ type Worker struct {
 	log     *slog.Logger
 	cl      *kgo.Client
 	pool    *pool.Pool
+	dead    *dlq.Producer // dead letters, over cl
 	metrics *metrics
 	health  *health
 
@@ -94,6 +96,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	w.committer.cl = w.cl
+	w.dead = dlq.NewProducer(w.cl, cfg.DLQTopic, w.log, func(topic, class string) {
+		w.metrics.deadLetters.WithLabelValues(topic, class).Inc()
+	})
 	if err := probeKafka(ctx, w.cl, cfg, w.log); err != nil {
 		return nil, err
 	}
@@ -296,8 +301,8 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.FetchMaxPartitionBytes(c.FetchMaxPartitionBytes),
 		// Dead-letter produces: acks=all and idempotent (the defaults), and
 		// bounded, so an unreachable DLQ surfaces as a transient error.
-		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
-		kgo.ProducerBatchMaxBytes(dlqBatchMaxBytes), // a letter of any record the worker can fetch fits
+		kgo.RecordDeliveryTimeout(dlq.DeliveryTimeout),
+		kgo.ProducerBatchMaxBytes(dlq.BatchMaxBytes), // a letter of any record the worker can fetch fits
 	}
 	if c.GroupProtocol == GroupProtocolConsumer {
 		// The broker's "uniform" assignor, sticky like the balancer above,

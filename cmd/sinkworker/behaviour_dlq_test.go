@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // TestDeadLetterTopicCreation: at start-up the worker creates the missing
@@ -32,7 +32,7 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 		w.stop()
 		dead := readTopic(t, topic+".dlq")
 		require.Len(t, dead, 1)
-		source, _ := header(dead[0], sink.HeaderTopic)
+		source, _ := header(dead[0], dlq.HeaderTopic)
 		assert.Equal(t, topic, source)
 	})
 
@@ -40,16 +40,16 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 		t.Parallel()
 		pool := db(t)
 		small, large, group := ownTopic(t, 2), ownTopic(t, 5), ownGroup(t, pool)
-		tableS, tableL, dlq := uniq("t"), uniq("t"), uniq("dead")
+		tableS, tableL, dlqTopic := uniq("t"), uniq("t"), uniq("dead")
 		dropTable(t, pool, tableS)
 		dropTable(t, pool, tableL)
 		adm := admin(t)
-		t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), dlq) })
+		t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), dlqTopic) })
 		w := startWorker(t, "w1", map[string]string{
 			"KAFKA_TOPICS": small + "," + large, "KAFKA_GROUP": group,
-			"SINK_TABLE_MAP": small + "=" + tableS + "," + large + "=" + tableL, "DLQ_TOPIC": dlq,
+			"SINK_TABLE_MAP": small + "=" + tableS + "," + large + "=" + tableL, "DLQ_TOPIC": dlqTopic,
 		})
-		waitPartitions(t, dlq, 5) // the largest source topic's partition count
+		waitPartitions(t, dlqTopic, 5) // the largest source topic's partition count
 		for _, topic := range []string{small, large} {
 			produce(t, topic, []rec{{key: "k", value: []byte("not JSON")}, {key: "k2", value: []byte(`{"ok":true}`)}})
 		}
@@ -57,8 +57,8 @@ func TestDeadLetterTopicCreation(t *testing.T) {
 		waitApplied(t, pool, group, large, 30*time.Second)
 		w.stop()
 		var sources []string
-		for _, r := range readTopic(t, dlq) {
-			source, _ := header(r, sink.HeaderTopic)
+		for _, r := range readTopic(t, dlqTopic) {
+			source, _ := header(r, dlq.HeaderTopic)
 			sources = append(sources, source)
 		}
 		assert.ElementsMatch(t, []string{small, large}, sources, "one bad record of each source")

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // largeBytes is the size of each oversized value and key: over the default
@@ -51,13 +52,13 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 	const normal, partitions, sourceLimit = 300, 2, 8 << 20
 	pool := db(t)
 	topic, table, group := uniq("e2e"), uniq("t"), uniq("g")
-	dlq := topic + ".dlq"
+	dlqTopic := topic + ".dlq"
 	adm := admin(t)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic, dlq) })
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic, dlqTopic) })
 	dropTable(t, pool, table)
 	createTopicWithLimit(t, topic, partitions, sourceLimit)
 	if dlqLimit > 0 {
-		createTopicWithLimit(t, dlq, partitions, dlqLimit)
+		createTopicWithLimit(t, dlqTopic, partitions, dlqLimit)
 	}
 
 	// Normal records k-0..k-299 with the bad ones in between.
@@ -103,7 +104,7 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("partitions stuck: applied offsets %d of %d after 2 min, %d dead letters", got, want, dlqCount(t, dlq))
+			t.Fatalf("partitions stuck: applied offsets %d of %d after 2 min, %d dead letters", got, want, dlqCount(t, dlqTopic))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -114,9 +115,9 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 		" WHERE key LIKE 'k-%'").Scan(&rows))
 	assert.Equal(t, normal, rows, "every normal record landed")
 	if dlqLimit == 0 {
-		configs, err := adm.DescribeTopicConfigs(t.Context(), dlq)
+		configs, err := adm.DescribeTopicConfigs(t.Context(), dlqTopic)
 		require.NoError(t, err)
-		c, err := configs.On(dlq, nil)
+		c, err := configs.On(dlqTopic, nil)
 		require.NoError(t, err)
 		for _, kv := range c.Configs {
 			if kv.Key == "max.message.bytes" {
@@ -129,9 +130,9 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 	}
 
 	dead := map[coord]*kgo.Record{}
-	for _, d := range readTopic(t, dlq) {
-		p, _ := header(d, sink.HeaderPartition)
-		o, _ := header(d, sink.HeaderOffset)
+	for _, d := range readTopic(t, dlqTopic) {
+		p, _ := header(d, dlq.HeaderPartition)
+		o, _ := header(d, dlq.HeaderOffset)
 		pi, err1 := strconv.ParseInt(p, 10, 32)
 		oi, err2 := strconv.ParseInt(o, 10, 64)
 		require.NoError(t, err1)
@@ -142,9 +143,9 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 	for c, src := range bad {
 		d := dead[c]
 		require.NotNil(t, d, "record %v dead-lettered", c)
-		class, _ := header(d, sink.HeaderClass)
-		valueDropped, vOK := header(d, sink.HeaderValueDropped)
-		keyDropped, kOK := header(d, sink.HeaderKeyDropped)
+		class, _ := header(d, dlq.HeaderClass)
+		valueDropped, vOK := header(d, dlq.HeaderValueDropped)
+		keyDropped, kOK := header(d, dlq.HeaderKeyDropped)
 		if string(src.Key) == "mid" || dlqLimit == 0 {
 			wantClass := sink.ClassTooLarge
 			if string(src.Key) == "mid" {
@@ -159,14 +160,14 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 		assert.Equal(t, sink.ClassTooLarge, class, "record %v", c)
 		assert.Empty(t, d.Value, "record %v: the value is dropped", c)
 		assert.NotNil(t, d.Value, "record %v: an empty value, not null: no tool may read it as a tombstone", c)
-		assert.True(t, vOK, "record %v: %s header", c, sink.HeaderValueDropped)
+		assert.True(t, vOK, "record %v: %s header", c, dlq.HeaderValueDropped)
 		assert.Equal(t, strconv.Itoa(len(src.Value)), valueDropped, "record %v: the value's original size", c)
 		if len(src.Key) > largeBytes/2 {
 			assert.Empty(t, d.Key, "record %v: the huge key is dropped too", c)
 			assert.Equal(t, strconv.Itoa(len(src.Key)), keyDropped, "record %v: the key's original size", c)
 		} else {
 			assert.True(t, bytes.Equal(src.Key, d.Key), "record %v: a small key is kept", c)
-			assert.False(t, kOK, "record %v: no %s header", c, sink.HeaderKeyDropped)
+			assert.False(t, kOK, "record %v: no %s header", c, dlq.HeaderKeyDropped)
 		}
 	}
 }

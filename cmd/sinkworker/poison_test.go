@@ -27,6 +27,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // poisonKind is one kind of bad or hostile input. want* is the dead-letter
@@ -415,7 +416,7 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 	require.Len(t, byCoord, len(recs), "every produced record has its own coordinates")
 
 	// The dead-letter topic, de-duplicated by source coordinates.
-	dlq := readTopic(t, topic+".dlq")
+	dlqRecs := readTopic(t, topic+".dlq")
 	dead := map[coord]*kgo.Record{}
 	seen := map[string]map[string]string{} // kind -> class -> a message
 	problems := 0
@@ -425,10 +426,10 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 			t.Errorf(format, args...)
 		}
 	}
-	for _, d := range dlq {
-		src, _ := header(d, sink.HeaderTopic)
-		ps, _ := header(d, sink.HeaderPartition)
-		ofs, _ := header(d, sink.HeaderOffset)
+	for _, d := range dlqRecs {
+		src, _ := header(d, dlq.HeaderTopic)
+		ps, _ := header(d, dlq.HeaderPartition)
+		ofs, _ := header(d, dlq.HeaderOffset)
 		p, err1 := strconv.ParseInt(ps, 10, 32)
 		o, err2 := strconv.ParseInt(ofs, 10, 64)
 		if src != topic || err1 != nil || err2 != nil {
@@ -442,8 +443,8 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 			report("dead letter names %v, which the test never produced", c)
 			continue
 		}
-		class, _ := header(d, sink.HeaderClass)
-		msg, _ := header(d, sink.HeaderMessage)
+		class, _ := header(d, dlq.HeaderClass)
+		msg, _ := header(d, dlq.HeaderMessage)
 		kind := "good record"
 		if orig.kind >= 0 {
 			kind = corpus[orig.kind].name
@@ -456,7 +457,7 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 			report("%s at %v: dead-lettered as %q, want %q (%s)", kind, c, class, want, msg)
 		}
 		if msg == "" {
-			report("%s at %v: empty %s", kind, c, sink.HeaderMessage)
+			report("%s at %v: empty %s", kind, c, dlq.HeaderMessage)
 		}
 		if !sameBytes(d.Key, orig.key) || !sameBytes(d.Value, orig.value) {
 			report("%s at %v: dead letter's key/value (%d/%d bytes, nil %v/%v) differ from the original (%d/%d, nil %v/%v)",
@@ -479,11 +480,11 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 
 	byClass, sentByClass := map[string]int{}, map[string]int{}
 	for c := range dead {
-		class, _ := header(dead[c], sink.HeaderClass)
+		class, _ := header(dead[c], dlq.HeaderClass)
 		byClass[class]++
 	}
-	for _, d := range dlq {
-		class, _ := header(d, sink.HeaderClass)
+	for _, d := range dlqRecs {
+		class, _ := header(d, dlq.HeaderClass)
 		sentByClass[class]++
 	}
 	if problems > 30 {
@@ -494,7 +495,7 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 	for class, n := range sentByClass {
 		assert.EqualValues(t, n, sum(metrics, "sinkworker_dead_letters_total", "class", class), "dead_letters_total{class=%q}", class)
 	}
-	assert.EqualValues(t, len(dlq), max(0, sum(metrics, "sinkworker_dead_letters_total", "", "")), "dead_letters_total over all classes")
+	assert.EqualValues(t, len(dlqRecs), max(0, sum(metrics, "sinkworker_dead_letters_total", "", "")), "dead_letters_total over all classes")
 	if mode == sink.ModeInsert {
 		// One row per landed record: what the table holds, counted, plus what
 		// the dead-letter topic holds, is what was produced.
@@ -518,7 +519,7 @@ func runPoison(t *testing.T, corpus []poisonKind, mapping, mode string) {
 	t.Logf("%s/%s kinds:\n%s", mapping, mode, strings.Join(lines, "\n"))
 	t.Logf("%s/%s: produced %d (%d bad), landed %d records (%s), dead-lettered %d (%d dead letters read, %d repeats) by class %v; "+
 		"produce %s, drain %s, total %s",
-		mapping, mode, len(recs), len(recs)-poisonGood, len(landing), landed, len(dead), len(dlq), len(dlq)-len(dead), byClass,
+		mapping, mode, len(recs), len(recs)-poisonGood, len(landing), landed, len(dead), len(dlqRecs), len(dlqRecs)-len(dead), byClass,
 		produced.Sub(began).Round(time.Millisecond), drained.Sub(produced).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // These tests write dead letters themselves, as the worker writes them, to
@@ -31,24 +31,24 @@ type letter struct {
 	dlqPart   int32 // the dead-letter topic's partition it goes to
 }
 
-func (l letter) record(dlq string) *kgo.Record {
-	return &kgo.Record{Topic: dlq, Partition: l.dlqPart, Key: []byte(l.key), Value: l.value, Headers: []kgo.RecordHeader{
-		{Key: sink.HeaderTopic, Value: []byte(l.topic)},
-		{Key: sink.HeaderPartition, Value: strconv.AppendInt(nil, int64(l.partition), 10)},
-		{Key: sink.HeaderOffset, Value: strconv.AppendInt(nil, l.offset, 10)},
-		{Key: sink.HeaderClass, Value: []byte("constraint")},
-		{Key: sink.HeaderMessage, Value: []byte("rejected by the test")},
+func (l letter) record(dlqTopic string) *kgo.Record {
+	return &kgo.Record{Topic: dlqTopic, Partition: l.dlqPart, Key: []byte(l.key), Value: l.value, Headers: []kgo.RecordHeader{
+		{Key: dlq.HeaderTopic, Value: []byte(l.topic)},
+		{Key: dlq.HeaderPartition, Value: strconv.AppendInt(nil, int64(l.partition), 10)},
+		{Key: dlq.HeaderOffset, Value: strconv.AppendInt(nil, l.offset, 10)},
+		{Key: dlq.HeaderClass, Value: []byte("constraint")},
+		{Key: dlq.HeaderMessage, Value: []byte("rejected by the test")},
 	}}
 }
 
-// produceLetters writes letters to dlq, in order, and waits for the acks.
-func produceLetters(t *testing.T, dlq string, letters ...letter) {
+// produceLetters writes letters to dlqTopic, in order, and waits for the acks.
+func produceLetters(t *testing.T, dlqTopic string, letters ...letter) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	defer cl.Close()
 	for _, l := range letters {
-		require.NoError(t, cl.ProduceSync(t.Context(), l.record(dlq)).FirstErr())
+		require.NoError(t, cl.ProduceSync(t.Context(), l.record(dlqTopic)).FirstErr())
 	}
 }
 
@@ -85,13 +85,13 @@ func rows(t *testing.T, pool *pgxpool.Pool, query string) map[string]string {
 // DLQ_TOPIC, is skipped and counted.
 func TestRedriveLeavesNewerRowsAlone(t *testing.T) {
 	pool := db(t)
-	topic, dlq, group := uniq("src"), newTopic(t, 1), uniq("g")
+	topic, dlqTopic, group := uniq("src"), newTopic(t, 1), uniq("g")
 	table, ident := jsonbUpsertTable(t, pool)
 	_, err := pool.Exec(t.Context(), `INSERT INTO `+ident+` (key, value, kafka_partition, kafka_offset) VALUES
 	('newer', '{"n":10}', 0, 10), ('newer-up', '{"n":10}', 0, 10), ('older', '{"n":3}', 0, 3),
 	('moved', '{"n":1}', 1, 1), ('moved-up', '{"n":1}', 1, 1)`)
 	require.NoError(t, err)
-	produceLetters(t, dlq,
+	produceLetters(t, dlqTopic,
 		letter{topic: topic, offset: 5, key: "newer"},                              // tombstone older than the row
 		letter{topic: topic, offset: 5, key: "newer-up", value: []byte(`{"n":5}`)}, // value older than the row
 		letter{topic: topic, offset: 7, key: "older"},                              // tombstone newer than the row: deletes
@@ -102,7 +102,7 @@ func TestRedriveLeavesNewerRowsAlone(t *testing.T) {
 	)
 
 	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
-		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlq})
+		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 7, landed 2, skipped 4 (already there or newer), other topics 1, failed again 0")
 	assert.Equal(t, map[string]string{"newer": "10", "newer-up": "10", "moved": "1", "moved-up": "1", "absent": "9"},
@@ -116,7 +116,7 @@ func TestRedriveLeavesNewerRowsAlone(t *testing.T) {
 // and the log says why, once per table.
 func TestRedriveColumns(t *testing.T) {
 	pool := db(t)
-	ordered, unordered, dlq, group := uniq("src"), uniq("src"), newTopic(t, 1), uniq("g")
+	ordered, unordered, dlqTopic, group := uniq("src"), uniq("src"), newTopic(t, 1), uniq("g")
 	oTable, uTable := uniq("ordered"), uniq("unordered")
 	dropTable(t, pool, oTable)
 	dropTable(t, pool, uTable)
@@ -126,7 +126,7 @@ INSERT INTO `+oIdent+` VALUES ('a', 10, 0, 10), ('b', 3, 0, 3), ('c', 1, 0, 1);
 CREATE TABLE `+uIdent+` (id text PRIMARY KEY, n int);
 INSERT INTO `+uIdent+` VALUES ('a', 10), ('b', 3)`)
 	require.NoError(t, err)
-	produceLetters(t, dlq,
+	produceLetters(t, dlqTopic,
 		letter{topic: ordered, offset: 5, key: "a", value: []byte(`{"n":5}`)}, // older than the row
 		letter{topic: ordered, offset: 6, key: "a"},                           // older tombstone
 		letter{topic: ordered, offset: 7, key: "b", value: []byte(`{"n":7}`)}, // newer: replaces
@@ -138,7 +138,7 @@ INSERT INTO `+uIdent+` VALUES ('a', 10), ('b', 3)`)
 	)
 
 	out, log, code := redrive(t, map[string]string{"KAFKA_TOPICS": ordered + "," + unordered, "KAFKA_GROUP": group,
-		"SINK_MAPPING": "columns", "SINK_TABLE_MAP": ordered + "=" + oTable + "," + unordered + "=" + uTable, "DLQ_TOPIC": dlq})
+		"SINK_MAPPING": "columns", "SINK_TABLE_MAP": ordered + "=" + oTable + "," + unordered + "=" + uTable, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 8, landed 4, skipped 4 (already there or newer), other topics 0, failed again 0")
 	assert.Equal(t, map[string]string{"a": "10/10", "b": "7/7", "d": "9/9"},
@@ -153,7 +153,7 @@ INSERT INTO `+uIdent+` VALUES ('a', 10), ('b', 3)`)
 // redrive still ends, and the letters of an aborted transaction never land.
 func TestRedriveReadsCommittedLetters(t *testing.T) {
 	pool := db(t)
-	topic, dlq, group := uniq("src"), newTopic(t, 1), uniq("g")
+	topic, dlqTopic, group := uniq("src"), newTopic(t, 1), uniq("g")
 	table, ident := jsonbUpsertTable(t, pool)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID(uniq("txn")),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -167,12 +167,12 @@ func TestRedriveReadsCommittedLetters(t *testing.T) {
 		{letter{topic: topic, offset: 2, key: "aborted", value: []byte(`{"n":2}`)}, kgo.TryAbort},
 	} {
 		require.NoError(t, cl.BeginTransaction())
-		require.NoError(t, cl.ProduceSync(t.Context(), tx.l.record(dlq)).FirstErr())
+		require.NoError(t, cl.ProduceSync(t.Context(), tx.l.record(dlqTopic)).FirstErr())
 		require.NoError(t, cl.EndTransaction(t.Context(), tx.commit))
 	}
 
 	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
-		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlq})
+		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 1, landed 1, skipped 0 (already there or newer), other topics 0, failed again 0")
 	assert.Equal(t, map[string]string{"committed": "1"}, rows(t, pool, `SELECT key, value->>'n' FROM `+ident))
@@ -184,23 +184,23 @@ func TestRedriveReadsCommittedLetters(t *testing.T) {
 // letters are gone redrives the rest.
 func TestRedriveEndsWhenLettersAreDeleted(t *testing.T) {
 	pool := db(t)
-	topic, dlq, group := uniq("src"), newTopic(t, 2), uniq("g")
+	topic, dlqTopic, group := uniq("src"), newTopic(t, 2), uniq("g")
 	table, ident := jsonbUpsertTable(t, pool)
-	produceLetters(t, dlq,
+	produceLetters(t, dlqTopic,
 		letter{topic: topic, offset: 1, key: "gone-1", value: []byte(`{"n":1}`)},
 		letter{topic: topic, offset: 2, key: "gone-2", value: []byte(`{"n":2}`)},
 		letter{topic: topic, offset: 3, key: "gone-3", value: []byte(`{"n":3}`), dlqPart: 1},
 		letter{topic: topic, offset: 4, key: "kept", value: []byte(`{"n":4}`), dlqPart: 1},
 	)
 	var trim kadm.Offsets
-	trim.AddOffset(dlq, 0, 2, -1) // all of partition 0
-	trim.AddOffset(dlq, 1, 1, -1) // the first letter of partition 1
+	trim.AddOffset(dlqTopic, 0, 2, -1) // all of partition 0
+	trim.AddOffset(dlqTopic, 1, 1, -1) // the first letter of partition 1
 	resp, err := admin(t).DeleteRecords(t.Context(), trim)
 	require.NoError(t, err)
 	resp.Each(func(r kadm.DeleteRecordsResponse) { require.NoError(t, r.Err) })
 
 	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
-		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlq})
+		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 1, landed 1, skipped 0 (already there or newer), other topics 0, failed again 0")
 	assert.Equal(t, map[string]string{"kept": "4"}, rows(t, pool, `SELECT key, value->>'n' FROM `+ident))

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
 // A table whose trigger refuses rows, as users' tables have: a refusal of
@@ -74,9 +75,9 @@ func TestTriggerRejectionsAreDeadLettered(t *testing.T) {
 	dead := readTopic(t, topic+".dlq")
 	require.Len(t, dead, 6)
 	for _, r := range dead {
-		class, _ := header(r, sink.HeaderClass)
+		class, _ := header(r, dlq.HeaderClass)
 		assert.Equal(t, sink.ClassRejected, class)
-		msg, _ := header(r, sink.HeaderMessage)
+		msg, _ := header(r, dlq.HeaderMessage)
 		assert.Contains(t, msg, "P0001")
 		assert.Contains(t, string(r.Value), `7}`, "only records whose n ends in 007 are refused")
 	}
