@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: test unit lint services-up services-down bench-drain bench bench-smoke chaos-full build
+.PHONY: test unit lint lint-size services-up services-down bench-drain bench bench-smoke chaos-full build
 
 build:
 	go build -o bin/sinkworker ./cmd/sinkworker
@@ -17,9 +17,14 @@ test: services-up
 unit:
 	go test -race -count=1 ./batch/ ./bench/internal/... ./internal/testenv/
 
-lint:
+lint: lint-size
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	go vet ./...
+
+# No tracked file over 1 MB (a test binary, a dump) outside testdata/ and bench/results/.
+lint-size:
+	@big=$$(git ls-files -z | xargs -0 -r sh -c 'find "$$@" -maxdepth 0 -type f -size +1048576c 2>/dev/null' find | grep -Ev '(^|/)testdata/|^bench/results/' || true); \
+	test -z "$$big" || { echo "$$big"; echo "lint-size: the tracked files above are over 1 MB (allowed only under testdata/ and bench/results/)"; exit 1; }
 
 services-up:
 	scripts/services up
