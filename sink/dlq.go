@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
@@ -12,9 +13,9 @@ func (c Config) DLQTopicFor(topic string) string { return dlq.TopicFor(c.DLQTopi
 // deadLetter sends bad records to their dead-letter topics through the
 // worker's producer and waits for the acknowledgements (dlq.Producer.Send).
 func (w *Worker) deadLetter(ctx context.Context, bad []badRecord) error {
-	letters := make([]dlq.Letter, len(bad))
+	letters := make([]decode.Rejection, len(bad))
 	for i, b := range bad {
-		letters[i] = dlq.Letter{Record: b.rec, Class: b.class, Reason: b.reason, LogReason: b.logReason()}
+		letters[i] = decode.Rejection{Record: b.rec, Class: b.class, Reason: b.reason, Code: b.code}
 	}
 	return w.dead.Send(ctx, letters)
 }

@@ -6,8 +6,8 @@
 // its source record for redrive (SourceOf).
 //
 // Use: p := dlq.NewProducer(cl, cfg.DLQTopic, log, count); err := p.Send(ctx,
-// letters) before the batch transaction commits. The package imports no
-// other sinkworker package.
+// rejections) before the batch transaction commits. Of sinkworker's
+// packages it imports only decode, for the Rejection it sends.
 package dlq
 
 // Dead-letter headers: Kafka Connect's names, so existing tooling reads them.

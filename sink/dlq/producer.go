@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // DeliveryTimeout bounds a dead-letter produce (the client's
@@ -45,20 +47,6 @@ func TopicFor(override, source string) string {
 	return source + ".dlq"
 }
 
-// Letter is one record to dead-letter, with why.
-type Letter struct {
-	// Record is the source record, sent back with its key, value and
-	// headers.
-	Record *kgo.Record
-	// Class is the dead-letter class, in HeaderClass.
-	Class string
-	// Reason goes to HeaderMessage only: it may quote the record.
-	Reason string
-	// LogReason is what a log line may say of why the record failed; it
-	// never quotes the record.
-	LogReason string
-}
-
 // Producer sends dead letters over a client the caller owns, which must
 // have been built with kgo.RecordDeliveryTimeout(DeliveryTimeout) and
 // kgo.ProducerBatchMaxBytes(BatchMaxBytes) (acks=all and idempotence are
@@ -72,7 +60,7 @@ type Producer struct {
 
 // NewProducer returns a Producer that sends letters of a source topic to
 // TopicFor(override, topic), logs each letter (coordinates, class and
-// LogReason, never the record) and calls counted (may be nil) once per
+// LogReason(), never the record) and calls counted (may be nil) once per
 // acknowledged letter with its source topic and class.
 func NewProducer(cl *kgo.Client, override string, log *slog.Logger, counted func(topic, class string)) *Producer {
 	if counted == nil {
@@ -81,7 +69,7 @@ func NewProducer(cl *kgo.Client, override string, log *slog.Logger, counted func
 	return &Producer{cl: cl, override: override, log: log, counted: counted}
 }
 
-// Send produces letters to their dead-letter topics and waits for every
+// Send produces the rejected records, letters, to their dead-letter topics and waits for every
 // acknowledgement (acks=all, idempotent). Any failure is returned: the
 // caller treats it as transient and does not move the offset past the
 // records. It returns within DeliveryTimeout, and as soon as ctx ends (a
@@ -96,7 +84,7 @@ func NewProducer(cl *kgo.Client, override string, log *slog.Logger, counted func
 // kerr.MessageTooLarge) is sent again alone, then without its value, then
 // also without its key and headers (see HeaderValueDropped), so a
 // partition is never held by a letter that cannot fit.
-func (p *Producer) Send(ctx context.Context, letters []Letter) error {
+func (p *Producer) Send(ctx context.Context, letters []decode.Rejection) error {
 	if len(letters) == 0 {
 		return nil
 	}
@@ -127,7 +115,7 @@ func (p *Producer) Send(ctx context.Context, letters []Letter) error {
 		r := l.Record
 		p.counted(r.Topic, l.Class)
 		attrs := []any{"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"class", l.Class, "reason", l.LogReason}
+			"class", l.Class, "reason", l.LogReason()}
 		if shapes[i] != whole {
 			attrs = append(attrs, "left_out", shapes[i].String(), "dlq_topic", TopicFor(p.override, r.Topic),
 				"hint", "the dead-letter topic's max.message.bytes is below the letter's size: raise it")
@@ -142,7 +130,7 @@ func (p *Producer) Send(ctx context.Context, letters []Letter) error {
 // have been of a batch that other letters, of this partition or another,
 // made too large; then without the value; then bare. It returns the shape
 // that was acknowledged.
-func (p *Producer) resend(ctx context.Context, l Letter) (shape, error) {
+func (p *Producer) resend(ctx context.Context, l decode.Rejection) (shape, error) {
 	r := l.Record
 	topic := TopicFor(p.override, r.Topic)
 	var refusal error
@@ -197,7 +185,7 @@ func (s shape) String() string {
 // letterRecord is l's dead letter to topic: the record's headers and Kafka
 // Connect's, and as much of the record as s says, with a header for each
 // part left out.
-func letterRecord(topic string, l Letter, s shape) *kgo.Record {
+func letterRecord(topic string, l decode.Rejection, s shape) *kgo.Record {
 	r := l.Record
 	own := r.Headers
 	if s == bare {

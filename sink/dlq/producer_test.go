@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // TestSendReturnsWhenContextEnds: the broker takes a dead-letter produce
@@ -46,7 +48,7 @@ func TestSendReturnsWhenContextEnds(t *testing.T) {
 	rec := &kgo.Record{Topic: "orders", Partition: 0, Offset: 7, Key: []byte("k"), Value: []byte(`{"truncated":`)}
 	returned := make(chan error, 1)
 	go func() {
-		returned <- p.Send(ctx, []Letter{{Record: rec, Class: "decode", Reason: "value is not valid JSON", LogReason: "value is not valid JSON"}})
+		returned <- p.Send(ctx, []decode.Rejection{{Record: rec, Class: decode.ClassDecode, Reason: "value is not valid JSON"}})
 	}()
 	require.Eventually(t, func() bool { return held.Load() > 0 }, 10*time.Second, 10*time.Millisecond,
 		"the dead-letter produce reaches the broker")
