@@ -25,8 +25,8 @@ type metric struct {
 
 // contractMetrics is the binary's metric contract (issue 7; prefix
 // sinkworker_, names are never renamed). The dashboard may reference only
-// these. TestContractMatchesSource compares it with the names sink/
-// registers; a test in package sink could compare it with the gathered
+// these. TestContractMatchesSource compares it with the names
+// sink/observe registers; a test there could compare it with the gathered
 // registry instead.
 var contractMetrics = map[string]metric{
 	"sinkworker_records_total": {Type: "counter", Labels: []string{"topic", "outcome"}, Values: map[string][]string{
@@ -62,12 +62,12 @@ var collectorMetrics = map[string]metric{
 var targetLabels = []string{"namespace", "job", "pod", "instance", "service", "container", "endpoint"}
 
 // TestContractMatchesSource compares contractMetrics with the metric names
-// the sink package's source registers (`Name: "sinkworker_..."`), so a
+// package observe's source registers (`Name: "sinkworker_..."`), so a
 // metric added, renamed or dropped in the binary fails here until the
 // contract, and with it the dashboard's check, follows.
 func TestContractMatchesSource(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob("../sink/*.go")
+	files, err := filepath.Glob("../sink/observe/*.go")
 	require.NoError(t, err)
 	nameRE := regexp.MustCompile(`Name:\s*"(sinkworker_[a-z_]+)"`)
 	registered := map[string]bool{}
@@ -81,11 +81,11 @@ func TestContractMatchesSource(t *testing.T) {
 			registered[m[1]] = true
 		}
 	}
-	require.NotEmpty(t, registered, "no metric names found in sink/: has registration moved?")
+	require.NotEmpty(t, registered, "no metric names found in sink/observe/: has registration moved?")
 	for name := range registered {
-		assert.Contains(t, contractMetrics, name, "sink registers %s: add it to contractMetrics (and the dashboard)", name)
+		assert.Contains(t, contractMetrics, name, "sink/observe registers %s: add it to contractMetrics (and the dashboard)", name)
 	}
 	for name := range contractMetrics {
-		assert.True(t, registered[name], "%s is in contractMetrics but sink/ registers no such name", name)
+		assert.True(t, registered[name], "%s is in contractMetrics but sink/observe registers no such name", name)
 	}
 }

@@ -80,7 +80,7 @@ func (c *committer) commit(ctx context.Context, parts map[string][]int32) {
 			c.w.log.Warn("kafka offset commit failed (the database has the offsets)", "err", err)
 			return
 		}
-		c.w.metrics.kafkaCommits.Inc()
+		c.w.metrics.KafkaCommits.Inc()
 	})
 }
 

@@ -56,10 +56,10 @@ func TestLockWaitPastDeadlineIsATimeout(t *testing.T) {
 	flushed := make(chan bool, 1)
 	go func() { flushed <- p.flush(b) }()
 
-	retries := func(class string) float64 { return counterValue(t, w.metrics.retries.WithLabelValues(class)) }
+	retries := func(class string) float64 { return counterValue(t, w.metrics.Retries.WithLabelValues(class)) }
 	require.Eventually(t, func() bool { return retries(retryTimeout) >= 3 }, 20*time.Second, 10*time.Millisecond,
 		"the lock wait outlives the deadline, attempt after attempt")
-	assert.True(t, w.health.isBackingOff(p.key()), "not ready while retrying")
+	assert.True(t, w.health.IsBackingOff(p.key()), "not ready while retrying")
 	require.NoError(t, zombie.Commit(t.Context()), "the zombie lets go")
 	select {
 	case ok := <-flushed:
@@ -69,10 +69,10 @@ func TestLockWaitPastDeadlineIsATimeout(t *testing.T) {
 		t.Fatal("the batch was not written after the lock was released")
 	}
 
-	assert.False(t, w.health.isBackingOff(p.key()), "ready again")
+	assert.False(t, w.health.IsBackingOff(p.key()), "ready again")
 	assert.Zero(t, retries(Transient.String()), "every retry was a timeout")
-	assert.GreaterOrEqual(t, counterValue(t, w.metrics.abandoned), 3.0, "each timed-out attempt's connection abandoned")
-	assert.Zero(t, counterValue(t, w.metrics.records.WithLabelValues(topic, "dead_lettered")), "nothing dead-lettered")
+	assert.GreaterOrEqual(t, counterValue(t, w.metrics.Abandoned), 3.0, "each timed-out attempt's connection abandoned")
+	assert.Zero(t, counterValue(t, w.metrics.Records.WithLabelValues(topic, "dead_lettered")), "nothing dead-lettered")
 	assert.EqualValues(t, 10, wtNextOffset(t, db, cfg, 0))
 	var rows int
 	require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM "+cfg.Table(topic).Sanitize()).Scan(&rows))

@@ -57,12 +57,12 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 			return nil, backoff.Permanent(err)
 		}
 		if err != nil {
-			w.health.setStarting(true)
+			w.health.SetStarting(true)
 			w.log.Warn("reading start offsets from the database, retrying", "err", err)
 		}
 		return s, err
 	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
-	w.health.setStarting(false)
+	w.health.SetStarting(false)
 	if err != nil {
 		if Classify(err) == Fatal {
 			err = fmt.Errorf("read start offsets from %s: %w", w.cfg.offsetsTable().Sanitize(), err)

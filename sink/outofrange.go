@@ -31,11 +31,11 @@ func (w *Worker) outOfRange(ctx context.Context, topic string, partition int32) 
 	if p == nil {
 		return // revoked since the fetch
 	}
-	if w.health.isHalted(p.key()) {
+	if w.health.IsHalted(p.key()) {
 		return // reported already; a resume by backpressure only fetched the error again
 	}
-	w.health.setHalted(p.key(), true)
-	w.metrics.outOfRange.WithLabelValues(topic).Inc()
+	w.health.SetHalted(p.key(), true)
+	w.metrics.OutOfRange.WithLabelValues(topic).Inc()
 
 	offset := p.fetchOffset()
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)

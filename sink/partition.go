@@ -205,9 +205,9 @@ func (p *partition) flush(b *batch.Batch) bool {
 		if err != nil {
 			return Result{}, p.retry(ctx, err, first, last)
 		}
-		p.w.metrics.acquireWait.Observe(time.Since(start).Seconds())
+		p.w.metrics.AcquireWait.Observe(time.Since(start).Seconds())
 		res, err := p.wr.Write(ctx, conn, records, p.w.deadLetter)
-		p.w.metrics.txSeconds.Observe(time.Since(start).Seconds())
+		p.w.metrics.TxSeconds.Observe(time.Since(start).Seconds())
 		p.putBack(ctx, conn, err)
 		var (
 			halt     *HaltError
@@ -228,14 +228,14 @@ func (p *partition) flush(b *batch.Batch) bool {
 	res, err := backoff.Retry(p.ctx, op,
 		backoff.WithBackOff(newBackoff()),
 		backoff.WithMaxElapsedTime(0)) // never give up on an outage
-	p.w.health.setBackoff(p.key(), false)
+	p.w.health.SetBackoff(p.key(), false)
 	var halt *HaltError
 	committed := err == nil || errors.As(err, &halt)
 	if committed {
 		// Counted even when the partition was lost meanwhile: the
 		// transaction committed all the same.
-		p.w.metrics.observe(p.topic, res)
-		p.w.metrics.batchRecords.Observe(float64(len(records)))
+		p.w.metrics.CountRecords(p.topic, outcomes(res))
+		p.w.metrics.BatchRecords.Observe(float64(len(records)))
 	}
 	if p.ctx.Err() != nil {
 		return false // never mark a commit for a partition no longer ours
@@ -246,8 +246,8 @@ func (p *partition) flush(b *batch.Batch) bool {
 			p.mu.Lock()
 			lag := max(0, p.hwm-res.NextOffset)
 			p.mu.Unlock()
-			p.w.metrics.lag.WithLabelValues(p.topic, p.label).Set(float64(lag))
-			p.w.metrics.lastCommit.WithLabelValues(p.topic, p.label).SetToCurrentTime()
+			p.w.metrics.Lag.WithLabelValues(p.topic, p.label).Set(float64(lag))
+			p.w.metrics.LastCommit.WithLabelValues(p.topic, p.label).SetToCurrentTime()
 		}
 		if err == nil {
 			return true
@@ -267,7 +267,7 @@ func (p *partition) putBack(ctx context.Context, conn *pgxpool.Conn, err error) 
 		return
 	}
 	p.w.pool.Abandon(conn)
-	p.w.metrics.abandoned.Inc()
+	p.w.metrics.Abandoned.Inc()
 }
 
 // retryTimeout is the retries metric's class for an attempt that
@@ -282,8 +282,8 @@ func (p *partition) retry(ctx context.Context, err error, first, last int64) err
 	if ctx.Err() == nil || p.ctx.Err() != nil {
 		return p.transient(err, first, last)
 	}
-	p.w.metrics.retries.WithLabelValues(retryTimeout).Inc()
-	p.w.health.setBackoff(p.key(), true)
+	p.w.metrics.Retries.WithLabelValues(retryTimeout).Inc()
+	p.w.health.SetBackoff(p.key(), true)
 	p.log.Warn("batch attempt timed out (SINK_TX_TIMEOUT); retrying on a new connection", "timeout", p.w.cfg.TxTimeout.String(),
 		"err", Loggable(err), "first_offset", first, "last_offset", last)
 	return err
@@ -291,8 +291,8 @@ func (p *partition) retry(ctx context.Context, err error, first, last int64) err
 
 // transient records a retry of a transient error and returns it.
 func (p *partition) transient(err error, first, last int64) error {
-	p.w.metrics.retries.WithLabelValues(Transient.String()).Inc()
-	p.w.health.setBackoff(p.key(), true)
+	p.w.metrics.Retries.WithLabelValues(Transient.String()).Inc()
+	p.w.health.SetBackoff(p.key(), true)
 	p.log.Warn("transient error, retrying", "err", Loggable(err), "first_offset", first, "last_offset", last)
 	return err
 }
@@ -316,7 +316,7 @@ func (p *partition) halt(err error, first, last int64) {
 		p.log.Error("batch failed; partition halted", "err", Loggable(err),
 			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
 	}
-	p.w.health.setHalted(p.key(), true)
+	p.w.health.SetHalted(p.key(), true)
 	p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
 	if Classify(err) == Fatal {
 		p.w.fatal(err)

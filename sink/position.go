@@ -132,6 +132,6 @@ func (p *partition) skipMarkers() {
 		return // the stored offset is already at or past to, or below low
 	}
 	p.w.committer.mark(p.topic, p.id, to, epoch)
-	p.w.metrics.lag.WithLabelValues(p.topic, p.label).Set(float64(max(0, logEnd-to)))
+	p.w.metrics.Lag.WithLabelValues(p.topic, p.label).Set(float64(max(0, logEnd-to)))
 	p.log.Debug("offset moved past transaction markers", "next_offset", to)
 }

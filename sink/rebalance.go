@@ -13,7 +13,7 @@ import (
 func (w *Worker) assigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.health.setJoined()
+	w.health.SetJoined()
 	var started []*partition
 	for topic, ps := range added {
 		if w.parts[topic] == nil {
@@ -31,8 +31,8 @@ func (w *Worker) assigned(_ context.Context, cl *kgo.Client, added map[string][]
 	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
 	n := w.countLocked()
 	w.pool.SetAssigned(context.Background(), n)
-	w.metrics.assigned.Set(float64(n))
-	w.metrics.rebalances.WithLabelValues("assigned").Inc()
+	w.metrics.Assigned.Set(float64(n))
+	w.metrics.Rebalances.WithLabelValues("assigned").Inc()
 	for _, p := range started {
 		go p.run()
 	}
@@ -50,7 +50,7 @@ func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, revoked map[string
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	w.committer.commit(cctx, revoked)
-	w.metrics.rebalances.WithLabelValues("revoked").Inc()
+	w.metrics.Rebalances.WithLabelValues("revoked").Inc()
 	w.log.Info("partitions revoked", "revoked", revoked, "assigned", w.count())
 }
 
@@ -62,7 +62,7 @@ func (w *Worker) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	}
 	w.drop(lost, (*partition).abandon)
 	w.committer.take(lost) // never commit for partitions we no longer own
-	w.metrics.rebalances.WithLabelValues("lost").Inc()
+	w.metrics.Rebalances.WithLabelValues("lost").Inc()
 	w.log.Warn("partitions lost", "lost", lost, "assigned", w.count())
 }
 
@@ -88,13 +88,13 @@ func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
 	}
 	wg.Wait()
 	for _, p := range stopping {
-		w.health.forget(p.key())
-		w.metrics.lag.DeleteLabelValues(p.topic, p.label)
-		w.metrics.lastCommit.DeleteLabelValues(p.topic, p.label)
+		w.health.Forget(p.key())
+		w.metrics.Lag.DeleteLabelValues(p.topic, p.label)
+		w.metrics.LastCommit.DeleteLabelValues(p.topic, p.label)
 	}
 	w.cl.ResumeFetchPartitions(parts)
 	w.pool.SetAssigned(context.Background(), n)
-	w.metrics.assigned.Set(float64(n))
+	w.metrics.Assigned.Set(float64(n))
 }
 
 // stopAll finishes every partition within budget (shutdown).

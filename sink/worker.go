@@ -28,6 +28,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/pool"
 	"github.com/sinkworker/sinkworker/sink/dlq"
+	"github.com/sinkworker/sinkworker/sink/observe"
 )
 
 // revokeBudget caps how long a revocation may spend flushing, well inside
@@ -49,14 +50,12 @@ type Worker struct {
 	cl      *kgo.Client
 	pool    *pool.Pool
 	dead    *dlq.Producer // dead letters, over cl
-	metrics *metrics
-	health  *health
+	metrics *observe.Metrics
+	health  *observe.Health
 
 	committer *committer
 	columns   map[string]*columnsTable // by topic, SINK_MAPPING=columns only
-	ln        net.Listener             // HTTP, nil when HTTPAddr is empty
-	httpStop  context.CancelFunc
-	httpDone  chan struct{}
+	http      *observe.Server          // nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition
@@ -81,8 +80,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	// Serve /healthz and /readyz (not ready) while start-up waits for the
 	// database, so probes tell a slow start from a dead process.
 	if cfg.HTTPAddr != "" {
-		if err := w.startHTTP(); err != nil {
-			return nil, err
+		if w.http, err = observe.Serve(cfg.HTTPAddr, w.metrics, w.health, cfg.HTTPPprof, w.log); err != nil {
+			return nil, fmt.Errorf("HTTP_ADDR: %w", err)
 		}
 	}
 	if err := w.openDB(ctx); err != nil {
@@ -97,7 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	}
 	w.committer.cl = w.cl
 	w.dead = dlq.NewProducer(w.cl, cfg.DLQTopic, w.log, func(topic, class string) {
-		w.metrics.deadLetters.WithLabelValues(topic, class).Inc()
+		w.metrics.DeadLetters.WithLabelValues(topic, class).Inc()
 	})
 	if err := probeKafka(ctx, w.cl, cfg, w.log); err != nil {
 		return nil, err
@@ -116,15 +115,15 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 	w := &Worker{
 		cfg:      cfg,
 		log:      log,
-		metrics:  newMetrics(),
-		health:   newHealth(),
+		metrics:  observe.NewMetrics(),
+		health:   observe.NewHealth(),
 		parts:    map[string]map[int32]*partition{},
 		fatalErr: make(chan error, 1),
 	}
 	w.committer = newCommitter(w)
-	w.metrics.watchHealth(w.health)
+	w.metrics.WatchHealth(w.health)
 	for _, t := range cfg.Topics {
-		w.metrics.outOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first
+		w.metrics.OutOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first
 	}
 	return w, nil
 }
@@ -137,7 +136,7 @@ func (w *Worker) openDB(ctx context.Context) error {
 		return err
 	}
 	w.pool = p
-	w.metrics.watchPool(p)
+	w.metrics.WatchPool(p)
 	if err := w.ensureTables(ctx); err != nil {
 		return err
 	}
@@ -148,30 +147,10 @@ func (w *Worker) openDB(ctx context.Context) error {
 	return nil
 }
 
-// startHTTP listens on HTTPAddr and serves until stopHTTP.
-func (w *Worker) startHTTP() error {
-	ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
-	}
-	w.ln = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	w.httpStop, w.httpDone = cancel, make(chan struct{})
-	go func() {
-		defer close(w.httpDone)
-		if err := w.serveHTTP(ctx, ln); err != nil {
-			w.log.Error("http server", "err", err)
-		}
-	}()
-	return nil
-}
-
 // stopHTTP stops the HTTP server and waits for it; a no-op without one.
 func (w *Worker) stopHTTP() {
-	if w.httpStop != nil {
-		w.httpStop()
-		<-w.httpDone
-		w.httpStop = nil
+	if w.http != nil {
+		w.http.Close()
 	}
 }
 
@@ -248,10 +227,10 @@ func ApplicationName(group, member string) string {
 // Addr is the HTTP listener's address (useful with HTTP_ADDR=127.0.0.1:0),
 // or nil when HTTP is disabled.
 func (w *Worker) Addr() net.Addr {
-	if w.ln == nil {
+	if w.http == nil {
 		return nil
 	}
-	return w.ln.Addr()
+	return w.http.Addr()
 }
 
 func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
@@ -268,7 +247,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID("sinkworker-" + c.Member),
 		kgo.WithLogger(kslog.New(slog.New(atLeast{w.log.Handler(), kafkaLogLevel(c)}).With("component", "kafka"))),
-		kgo.WithHooks(kprom.NewMetrics("sinkworker_kafka", kprom.Registry(w.metrics.reg))),
+		kgo.WithHooks(kprom.NewMetrics("sinkworker_kafka", kprom.Registry(w.metrics.Registry))),
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(c.Topics...),

@@ -62,7 +62,7 @@ func wtSetup(t *testing.T, partitions int32, opts ...kfake.Opt) (*kfake.Cluster,
 // outcome, read from its registry (0 while the series does not exist).
 func wtRecords(t *testing.T, w *Worker, outcome string) float64 {
 	t.Helper()
-	fams, err := w.metrics.reg.Gather()
+	fams, err := w.metrics.Registry.Gather()
 	require.NoError(t, err)
 	var total float64
 	for _, f := range fams {

@@ -1,0 +1,16 @@
+package sink
+
+import "github.com/sinkworker/sinkworker/sink/observe"
+
+// outcomes is a batch's Result as sinkworker_records_total counts it.
+func outcomes(r Result) observe.Outcomes {
+	return observe.Outcomes{
+		Written:           r.Written,
+		Deleted:           r.Deleted,
+		Deduplicated:      r.Deduplicated,
+		AlreadyApplied:    r.AlreadyApplied,
+		TombstonesSkipped: r.TombstonesSkipped,
+		DeadLettered:      r.DeadLettered,
+		UnknownFields:     r.UnknownFields,
+	}
+}
