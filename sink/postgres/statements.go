@@ -1,0 +1,279 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/sink/decode"
+)
+
+// execIsolating writes ops under a savepoint and returns the ops the
+// database rejected on their own, keeping every good one:
+//   - a statement cancelled by the server's statement_timeout is split in
+//     two halves, each written the same way, down to one record; a single
+//     record that still times out is a Transient error (retried with
+//     backoff, never dead-lettered);
+//   - a rejection of the data is bisected (batch.Bisect) to the records
+//     that fail on their own, unless it proves systemic (see
+//     rejectStreak): then it returns a *SystemicError and nothing of the
+//     batch is dead-lettered.
+func (w *Writer) execIsolating(ctx context.Context, tx pgx.Tx, ops []decode.Row, res *Result) ([]rejectedRow, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	err := w.execSavepoint(ctx, tx, ops, res)
+	switch {
+	case err == nil:
+		w.pending.reset()
+		return nil, nil
+	case StatementTimeout(ctx, err) && len(ops) > 1:
+		res.Shrunk++
+		mid := len(ops) / 2
+		bad, err := w.execIsolating(ctx, tx, ops[:mid], res)
+		if err != nil {
+			return nil, err
+		}
+		more, err := w.execIsolating(ctx, tx, ops[mid:], res)
+		return append(bad, more...), err
+	case Classify(err) != Permanent:
+		return nil, err
+	}
+	whole := err
+	rejected, n, err := batch.Bisect(len(ops), whole,
+		func(lo, hi int) error {
+			if err := w.execSavepoint(ctx, tx, ops[lo:hi], res); err != nil {
+				if hi-lo == 1 && Classify(err) == Permanent {
+					// Bisect finishes ranges in offset order: a single
+					// record rejected here follows the last one finished.
+					if serr := w.pending.reject(ops[lo].Record, err, w.systemic); serr != nil {
+						return serr
+					}
+				}
+				return err
+			}
+			w.pending.reset()
+			return nil
+		},
+		func(err error) bool {
+			var sys *SystemicError
+			return Classify(err) == Permanent && !errors.As(err, &sys)
+		})
+	res.Statements += n
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 1 { // Bisect had nothing to split: whole is its rejection
+		if err := w.pending.reject(ops[0].Record, whole, w.systemic); err != nil {
+			return nil, err
+		}
+	}
+	bad := make([]rejectedRow, len(rejected))
+	for i, r := range rejected {
+		bad[i] = rejectedRow{row: ops[r.Index], err: r.Err}
+	}
+	if err := systemicShare(bad, len(ops), w.systemic); err != nil {
+		return nil, err
+	}
+	return bad, nil
+}
+
+// execSavepoint runs ops' statements after a SAVEPOINT, in one round trip,
+// and rolls back to it on failure so the transaction stays usable.
+//
+// In SINK_MAPPING=columns, a column the statement names but the table no
+// longer has (SQLSTATE 42703: dropped or renamed since the catalog was
+// read) fails the statement before its SAVEPOINT runs, so the whole
+// transaction is lost: the columns are marked for a new catalog read and a
+// Transient error retries the batch, where the field becomes an unknown
+// one. Only when the catalog was read again since the last commit does
+// 42703 stay Fatal.
+func (w *Writer) execSavepoint(ctx context.Context, tx pgx.Tx, ops []decode.Row, res *Result) error {
+	err := w.execOnce(ctx, tx, ops, res)
+	if w.cols == nil || sqlstate(err) != "42703" || w.reread {
+		return err
+	}
+	w.reread = true
+	w.cols.invalidate()
+	return fmt.Errorf("%s[%d]: a column is gone from %s, reading the catalog again: %s",
+		w.topic, w.partition, w.cols.id.Sanitize(), Loggable(err)) // no %w: Transient, not the Fatal 42703
+}
+
+func (w *Writer) execOnce(ctx context.Context, tx pgx.Tx, ops []decode.Row, res *Result) error {
+	var writes, dels []decode.Row
+	if w.mode == decode.ModeInsert {
+		writes = ops
+	} else {
+		for _, r := range ops {
+			if r.Op == decode.OpDelete {
+				dels = append(dels, r)
+			} else {
+				writes = append(writes, r)
+			}
+		}
+	}
+	var (
+		b                pgx.Batch
+		written, deleted pgconn.CommandTag
+		unknown          int
+	)
+	b.Queue("SAVEPOINT sink")
+	var err error
+	if w.cols != nil {
+		unknown, err = w.queueColumns(ctx, tx, &b, writes, dels, &written, &deleted)
+	} else {
+		w.queueJSONB(&b, writes, dels, &written, &deleted)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		// The transaction stays usable for whatever comes next: the
+		// isolation of bad records, smaller statements, a catalog read.
+		if Classify(err) == Permanent || StatementTimeout(ctx, err) {
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sink"); rerr != nil {
+				// The transaction is lost (the error came before the
+				// SAVEPOINT ran, or the connection): retry all of it, and
+				// never take the rollback's failure for the records'.
+				return fmt.Errorf("%s[%d]: rollback to savepoint: %s, after: %s",
+					w.topic, w.partition, Loggable(rerr), Loggable(err))
+			}
+		}
+		return w.wrapBatch("write", ops, err)
+	}
+	res.Written += int(written.RowsAffected())
+	if w.mode == decode.ModeInsert {
+		// ON CONFLICT DO NOTHING: rows already there are replays.
+		res.AlreadyApplied += len(writes) - int(written.RowsAffected())
+	}
+	res.Deleted += int(deleted.RowsAffected())
+	res.UnknownFields += unknown
+	return nil
+}
+
+// queueJSONB queues the SINK_MAPPING=jsonb statements.
+func (w *Writer) queueJSONB(b *pgx.Batch, writes, dels []decode.Row, written, deleted *pgconn.CommandTag) {
+	if len(writes) > 0 {
+		cols := columnsOf(writes)
+		var q *pgx.QueuedQuery
+		if w.mode == decode.ModeInsert {
+			q = b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		} else {
+			q = b.Queue(w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+		}
+		q.Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
+	}
+	if len(dels) > 0 {
+		b.Queue(w.deleteSQL, textArray(dels, rowKey)).Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+	}
+}
+
+// queueColumns queues the SINK_MAPPING=columns statements and returns the
+// number of unknown fields among the writes.
+func (w *Writer) queueColumns(ctx context.Context, tx pgx.Tx, b *pgx.Batch, writes, dels []decode.Row,
+	written, deleted *pgconn.CommandTag) (int, error) {
+	unknown := 0
+	if len(writes) > 0 {
+		rows, err := w.cols.prepare(ctx, tx, writes)
+		if err != nil {
+			return 0, w.wrapBatch("prepare rows", writes, err)
+		}
+		_, pk, _ := w.cols.snapshot()
+		b.Queue(w.cols.writeSQL(w.mode, rows.used, pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
+			Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
+		unknown = rows.unknown
+	}
+	if len(dels) > 0 {
+		rows, err := w.cols.prepare(ctx, tx, dels)
+		if err != nil {
+			return 0, w.wrapBatch("prepare deletes", dels, err)
+		}
+		_, pk, _ := w.cols.snapshot()
+		b.Queue(w.cols.deleteSQL(pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
+			Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+	}
+	return unknown, nil
+}
+
+// columns is a batch turned into the parallel arrays unnest takes. Values
+// travel as text and are cast to jsonb by the server: a jsonb[] parameter
+// parses far slower for big arrays. keys and values are
+// textArray results.
+type columns struct {
+	keys, values any
+	offsets      []int64
+	timestamps   []time.Time
+}
+
+func columnsOf(rows []decode.Row) columns {
+	c := columns{
+		keys:       textArray(rows, rowKey),
+		values:     textArray(rows, rowValue),
+		offsets:    make([]int64, len(rows)),
+		timestamps: make([]time.Time, len(rows)),
+	}
+	for i := range rows {
+		c.offsets[i] = rows[i].Record.Offset
+		c.timestamps[i] = rows[i].Record.Timestamp
+	}
+	return c
+}
+
+// rowKey is the key column's text: the record key as it came (NULL when
+// there is none, in insert mode).
+func rowKey(r *decode.Row) []byte   { return r.Record.Key }
+func rowValue(r *decode.Row) []byte { return r.Value }
+
+// textArray is a text[] parameter holding field of each record: a
+// []string when no field is null (the common case, which pgx encodes
+// without reflection), else a []*string with nil for SQL NULL. The strings
+// share the records' bytes rather than copy them: a fetched record is
+// never modified, and the batch outlives the statement
+// (BenchmarkEncodeColumns: half the time and 56% of the allocations of
+// copied strings in a []*string).
+func textArray(rows []decode.Row, field func(*decode.Row) []byte) any {
+	for i := range rows {
+		if field(&rows[i]) == nil {
+			out := make([]*string, len(rows))
+			for i := range rows {
+				if b := field(&rows[i]); b != nil {
+					s := bytesText(b)
+					out[i] = &s
+				}
+			}
+			return out
+		}
+	}
+	out := make([]string, len(rows))
+	for i := range rows {
+		out[i] = bytesText(field(&rows[i]))
+	}
+	return out
+}
+
+// bytesText views b as a string without copying; b must not change while
+// the string is in use.
+func bytesText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func (w *Writer) wrap(step string, err error) error {
+	return fmt.Errorf("%s %s[%d]: %w", step, w.topic, w.partition, err)
+}
+
+func (w *Writer) wrapBatch(step string, rows []decode.Row, err error) error {
+	if len(rows) == 0 {
+		return w.wrap(step, err)
+	}
+	return fmt.Errorf("%s %s[%d] offsets %d-%d: %w", step, w.topic, w.partition,
+		rows[0].Record.Offset, rows[len(rows)-1].Record.Offset, err)
+}

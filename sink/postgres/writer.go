@@ -1,0 +1,318 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/sink/decode"
+)
+
+// Result counts what one batch transaction did.
+type Result struct {
+	Written           int   // rows inserted or upserted
+	Deleted           int   // keys deleted by tombstones
+	Deduplicated      int   // records superseded by a later record of the same key in the batch
+	Applied           int   // records at or above next_offset, i.e. handled by this transaction
+	AlreadyApplied    int   // records below next_offset: an earlier transaction applied them
+	TombstonesSkipped int   // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
+	DeadLettered      int   // records sent to the dead-letter topic
+	Statements        int   // sub-statements spent isolating bad records (0 without any)
+	Shrunk            int   // statements split in two after the server's statement_timeout cancelled them
+	UnknownFields     int   // JSON fields no column takes (SINK_MAPPING=columns), ignored
+	NextOffset        int64 // the partition's next_offset after the commit
+}
+
+// HaltError is returned under ERROR_POLICY=stop: the records before
+// Record were applied and committed, Record and everything after it were
+// not. Its Reason may quote the record: log LogReason instead.
+type HaltError struct {
+	decode.Rejection
+}
+
+// Error names the record and its class and LogReason, never row data.
+func (e *HaltError) Error() string {
+	return fmt.Sprintf("ERROR_POLICY=stop: %s[%d] offset %d: %s: %s",
+		e.Record.Topic, e.Record.Partition, e.Record.Offset, e.Class, e.LogReason())
+}
+
+// DeadLetterFunc produces rejected records to the dead-letter topic and
+// returns once every one is acknowledged.
+type DeadLetterFunc func(context.Context, []decode.Rejection) error
+
+// Writer applies one partition's batches to PostgreSQL. Each Write is one
+// transaction that:
+//
+//  1. locks the partition's row in the offsets table (creating it first);
+//  2. drops the rows and rejections below its next_offset;
+//  3. writes the rows (upsert by key or insert by offset, deleting
+//     tombstoned keys) and, if the database rejects the statement for its
+//     data, isolates the culprits by bisection under SAVEPOINTs, keeping
+//     the good rows;
+//  4. dead-letters the rejections, decode's and the database's, and waits
+//     for the acknowledgements;
+//  5. sets next_offset past the batch's last record, and commits.
+//
+// Fencing: a member that lost the partition but still writes (a zombie
+// after a pause, a worker whose revoke timed out) blocks on the same row
+// lock as the new owner and, once it gets it, sees the next_offset the new
+// owner committed, so it drops every record already applied. Whichever order
+// the transactions commit in, each offset is applied once and a key never
+// goes back to an older value. A retry after an unknown commit outcome is
+// safe for the same reason. Dead-lettering is at least once: a crash after
+// the acknowledgement and before the commit sends the record again.
+//
+// A Writer belongs to one partition's goroutine: it is not safe for
+// concurrent use.
+type Writer struct {
+	topic     string
+	partition int32
+	group     string
+	mode      decode.Mode
+	stop      bool     // ERROR_POLICY=stop
+	systemic  int      // ERROR_SYSTEMIC_REJECTS, 0: never systemic
+	cols      *Columns // SINK_MAPPING=columns, else nil
+
+	// streak is the run of records the database rejected last, in offset
+	// order, carried from one committed batch to the next (the writer
+	// belongs to one partition goroutine).
+	streak rejectStreak
+	// pending is streak as the transaction in progress leaves it, kept
+	// only once it commits.
+	pending rejectStreak
+	// reread is set once a vanished column (42703) made the columns be
+	// read again, until the next commit.
+	reread bool
+
+	begin                                                pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
+	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
+}
+
+// NewWriter returns the Writer of topic's partition; cols is the topic's
+// table in SINK_MAPPING=columns (LoadColumns), nil in jsonb mapping.
+func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
+	table := c.Table(topic).Sanitize()
+	offsets := c.Offsets()
+	return &Writer{
+		topic:      topic,
+		partition:  partition,
+		group:      c.Group,
+		mode:       c.Mode,
+		stop:       c.StopOnReject,
+		systemic:   c.SystemicRejects,
+		cols:       cols,
+		begin:      beginOptions(c.TxIdleTimeout),
+		lockSQL:    offsets.lockSQL(),
+		advanceSQL: offsets.advanceSQL(),
+		upsertSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
+SELECT u.k, u.v::jsonb, $1, u.o, u.ts, now()
+FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o, ts)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
+	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`,
+		// A row already there is a replay (the offsets table lost, restored
+		// or renamed): a no-op, not a constraint violation to dead-letter.
+		insertSQL: `INSERT INTO ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
+SELECT $1, $2, u.o, u.k, u.v::jsonb, u.ts
+FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`,
+		deleteSQL: `DELETE FROM ` + table + ` WHERE key = ANY($1::text[])`,
+	}
+}
+
+// beginOptions begins a batch transaction that the server ends if it sits
+// idle for longer than idle (none when 0): a worker gone silent mid-batch
+// must not hold its partition's offsets row lock for as long as the server
+// takes to notice the dead connection. BEGIN and SET LOCAL go as one simple
+// query, one round trip like a plain BEGIN, and the setting ends with the
+// transaction, so a connection pooler in transaction mode is not bothered.
+func beginOptions(idle time.Duration) pgx.TxOptions {
+	if idle <= 0 {
+		return pgx.TxOptions{}
+	}
+	return pgx.TxOptions{BeginQuery: fmt.Sprintf(
+		"BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds())}
+}
+
+// Beginner is what Write needs of a connection: *pgxpool.Conn, *pgx.Conn
+// and *pgxpool.Pool all have it.
+type Beginner interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}
+
+// Write applies one batch of this partition, decoded (decode.Config.Decode):
+// rows and rejected each in offset order, together in one transaction. It
+// dead-letters the rejections, and the rows the database rejects on their
+// own, through dlq before the commit, and returns what it did. Rows and
+// rejections below the stored next_offset were handled by an earlier
+// transaction: they are dropped, and such a rejection is not dead-lettered
+// again. On error nothing was applied (or, if the commit's outcome is
+// unknown, exactly all of it was: the offsets row tells, and a retry is
+// safe either way). Under ERROR_POLICY=stop a rejection ends the batch
+// before it and Write returns a *HaltError.
+func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, rejected []decode.Rejection, dlq DeadLetterFunc) (Result, error) {
+	var res Result
+	if len(rows)+len(rejected) == 0 {
+		return res, nil
+	}
+	tx, err := db.BeginTx(ctx, w.begin)
+	if err != nil {
+		return res, w.wrap("begin", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the connection is discarded if it fails
+
+	var next int64
+	if err := tx.QueryRow(ctx, w.lockSQL, w.group, w.topic, w.partition).Scan(&next); err != nil {
+		return res, w.wrap("lock offsets row", err)
+	}
+	fresh, freshBad := rows, rejected
+	for len(fresh) > 0 && fresh[0].Record.Offset < next {
+		fresh = fresh[1:]
+	}
+	for len(freshBad) > 0 && freshBad[0].Record.Offset < next {
+		freshBad = freshBad[1:]
+	}
+	res.Applied = len(fresh) + len(freshBad)
+	res.AlreadyApplied = len(rows) + len(rejected) - res.Applied
+	res.NextOffset = next
+	if res.Applied == 0 {
+		return res, nil // nothing new: leave the row as it is
+	}
+
+	w.pending = w.streak
+	dbBad, err := w.apply(ctx, tx, fresh, &res)
+	if err != nil {
+		return res, err
+	}
+	bad := append(slices.Clip(freshBad), dbBad...)
+	if len(bad) > 0 && w.stop {
+		// End this transaction before halt begins another on the same
+		// connection: a BEGIN inside it would be a no-op.
+		if err := tx.Rollback(ctx); err != nil {
+			return res, w.wrap("rollback", err)
+		}
+		return w.halt(ctx, db, rows, rejected, bad, dlq)
+	}
+	if err := dlq(ctx, bad); err != nil {
+		return res, err
+	}
+	res.DeadLettered = len(bad)
+	last := int64(-1)
+	if len(fresh) > 0 {
+		last = fresh[len(fresh)-1].Record.Offset
+	}
+	if len(freshBad) > 0 {
+		last = max(last, freshBad[len(freshBad)-1].Record.Offset)
+	}
+	last++
+	if _, err := tx.Exec(ctx, w.advanceSQL, w.group, w.topic, w.partition, last); err != nil {
+		return res, w.wrap("advance offset", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, w.wrap("commit", err)
+	}
+	w.streak = w.pending
+	w.reread = false
+	res.NextOffset = last
+	return res, nil
+}
+
+// halt rolls back and applies only the rows before the first bad record
+// (the rejections before it are all below next_offset: dropped again).
+func (w *Writer) halt(ctx context.Context, db Beginner, rows []decode.Row, rejected, bad []decode.Rejection, dlq DeadLetterFunc) (Result, error) {
+	first := bad[0]
+	for _, b := range bad[1:] {
+		if b.Record.Offset < first.Record.Offset {
+			first = b
+		}
+	}
+	before := func(off int64) bool { return off < first.Record.Offset }
+	rowsBefore := rows[:len(rows):len(rows)]
+	for i, r := range rows {
+		if !before(r.Record.Offset) {
+			rowsBefore = rows[:i]
+			break
+		}
+	}
+	var rejBefore []decode.Rejection
+	for _, r := range rejected {
+		if before(r.Record.Offset) {
+			rejBefore = append(rejBefore, r)
+		}
+	}
+	res, err := w.Write(ctx, db, rowsBefore, rejBefore, dlq) // a new transaction; the deferred rollback ends this one
+	if err != nil {
+		return res, err
+	}
+	return res, &HaltError{Rejection: first}
+}
+
+// rejectedRow is a row the database rejected on its own, with its error.
+type rejectedRow struct {
+	row decode.Row
+	err error
+}
+
+// apply writes rows and returns the ones the database rejected on their
+// own. In upsert mode the batch is first collapsed to the last row per
+// key; when that row is rejected, the key's previous row in the batch is
+// tried next, so the table holds the last GOOD value of each key.
+func (w *Writer) apply(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+	var bad []decode.Rejection
+	pending := rows
+	for len(pending) > 0 {
+		ops := pending
+		if w.mode == decode.ModeUpsert {
+			ops = collapse(pending, res)
+		}
+		rejected, err := w.execIsolating(ctx, tx, ops, res)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rejected {
+			bad = append(bad, Rejected(r.row.Record, r.err))
+		}
+		if w.mode != decode.ModeUpsert || len(rejected) == 0 {
+			break
+		}
+		pending = earlierOfSameKeys(pending, rejected)
+	}
+	return bad, nil
+}
+
+// collapse is batch.DedupeBy on the decoded key, after dropping the
+// tombstones that are not deletes (decode.OpSkip).
+func collapse(rows []decode.Row, res *Result) []decode.Row {
+	live := make([]decode.Row, 0, len(rows))
+	for _, r := range rows {
+		if r.Op == decode.OpSkip {
+			res.TombstonesSkipped++
+			continue
+		}
+		live = append(live, r)
+	}
+	upserts, deletes := batch.DedupeBy(live,
+		func(r decode.Row) string { return r.Key },
+		func(r decode.Row) bool { return r.Op == decode.OpDelete })
+	res.Deduplicated += len(live) - len(upserts) - len(deletes)
+	return append(upserts, deletes...)
+}
+
+// earlierOfSameKeys returns the rows of pending that share a key with a
+// rejected row and come before it.
+func earlierOfSameKeys(pending []decode.Row, rejected []rejectedRow) []decode.Row {
+	cut := make(map[string]int64, len(rejected))
+	for _, b := range rejected {
+		cut[b.row.Key] = b.row.Record.Offset
+	}
+	var out []decode.Row
+	for _, r := range pending {
+		if off, ok := cut[r.Key]; ok && r.Record.Offset < off {
+			out = append(out, r)
+		}
+	}
+	return out
+}
