@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sinkworker/sinkworker/sink/audit"
 )
 
 // outOfRange halts a partition whose fetch offset the log no longer has:
@@ -55,7 +57,7 @@ func (w *Worker) outOfRange(ctx context.Context, topic string, partition int32) 
 	w.log.Error("offset out of range: partition halted, nothing skipped",
 		"topic", topic, "partition", partition, "offset", offset,
 		"log_start", logStart, "log_end", logEnd, "condition", rangeCondition(offset, logStart, logEnd),
-		"resolve", ResetCommand(topic, partition, "earliest"))
+		"resolve", audit.ResetCommand(topic, partition, "earliest"))
 }
 
 // rangeCondition says how offset lies outside [logStart, logEnd]; -1 is an

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/audit"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 const auditUsage = `Usage: sinkworker audit [-json]
@@ -43,7 +45,11 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	rows, err := sink.Audit(ctx, cfg)
+	acfg, err := auditConfig(cfg)
+	var rows []audit.Row
+	if err == nil {
+		rows, err = audit.Audit(ctx, acfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sinkworker audit: %v\n", err)
 		if errors.Is(err, sink.ErrConfig) {
@@ -81,6 +87,27 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// auditConfig is what the audit and offsets reset commands need of the
+// worker's settings.
+func auditConfig(cfg sink.Config) (audit.Config, error) {
+	kafka, err := cfg.ClientOpts()
+	if err != nil {
+		return audit.Config{}, err
+	}
+	table, err := postgres.ParseIdentifier(cfg.OffsetsTable)
+	if err != nil {
+		return audit.Config{}, fmt.Errorf("%w: SINK_OFFSETS_TABLE: %w", sink.ErrConfig, err)
+	}
+	return audit.Config{
+		Kafka:         kafka,
+		DatabaseURL:   cfg.DatabaseURL,
+		Offsets:       postgres.Offsets{Table: table, Group: cfg.Group},
+		Topics:        cfg.Topics,
+		ReadCommitted: cfg.IsolationLevel == sink.IsolationReadCommitted,
+		Timeout:       cfg.TxTimeout,
+	}, nil
 }
 
 func dash(n int64) string {

@@ -12,11 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/audit"
 )
 
-// audit runs `sinkworker audit -json` for the topic and group.
-func audit(t *testing.T, topic, group, table string) (rows map[int32]sink.AuditRow, consistent bool, code int) {
+// auditRows runs `sinkworker audit -json` for the topic and group.
+func auditRows(t *testing.T, topic, group, table string) (rows map[int32]audit.Row, consistent bool, code int) {
 	t.Helper()
 	cmd := exec.Command(binary, "audit", "-json")
 	cmd.Env = testenv.ProcessEnv(map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "DATABASE_URL": dbURL,
@@ -28,11 +28,11 @@ func audit(t *testing.T, topic, group, table string) (rows map[int32]sink.AuditR
 		code = exit.ExitCode()
 	}
 	var doc struct {
-		Consistent bool            `json:"consistent"`
-		Partitions []sink.AuditRow `json:"partitions"`
+		Consistent bool        `json:"consistent"`
+		Partitions []audit.Row `json:"partitions"`
 	}
 	require.NoError(t, json.Unmarshal(out, &doc), "audit output: %s", out)
-	rows = map[int32]sink.AuditRow{}
+	rows = map[int32]audit.Row{}
 	for _, r := range doc.Partitions {
 		rows[r.Partition] = r
 	}
@@ -51,7 +51,7 @@ func TestAudit(t *testing.T) {
 	waitApplied(t, pool, group, topic, time.Minute)
 	w.stop()
 
-	rows, consistent, code := audit(t, topic, group, table)
+	rows, consistent, code := auditRows(t, topic, group, table)
 	require.Len(t, rows, 3)
 	assert.True(t, consistent)
 	assert.Equal(t, 0, code)
@@ -78,7 +78,7 @@ func TestAudit(t *testing.T) {
 WHERE consumer_group = $1 AND topic = $2 AND partition = 1`, group, topic)
 	require.NoError(t, err)
 
-	rows, consistent, code = audit(t, topic, group, table)
+	rows, consistent, code = auditRows(t, topic, group, table)
 	assert.False(t, consistent)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, rows[0].Problem, "below the log start")

@@ -14,6 +14,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/audit"
 )
 
 const offsetsUsage = `Usage: sinkworker offsets reset --topic T [--partition N] --to earliest|latest|OFFSET [--execute]
@@ -82,9 +83,16 @@ func runOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
 		return 2
 	}
-	plan, kafkaErr, err := sink.ResetOffsets(ctx, cfg, sink.ResetRequest{
-		Topic: *topic, Partition: int32(*partition), To: *to, Execute: *execute,
-	})
+	acfg, err := auditConfig(cfg)
+	var (
+		plan     []audit.OffsetReset
+		kafkaErr error
+	)
+	if err == nil {
+		plan, kafkaErr, err = audit.Reset(ctx, acfg, audit.ResetRequest{
+			Topic: *topic, Partition: int32(*partition), To: *to, Execute: *execute,
+		})
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sinkworker offsets reset: %v\n", err)
 		if errors.Is(err, sink.ErrConfig) {

@@ -141,7 +141,7 @@ AND partition = $3`, group, topic, p).Scan(&n)
 		10*time.Second, 100*time.Millisecond, "sinkworker_lag_records is 0")
 	w.stop()
 
-	rows, consistent, code := audit(t, topic, group, table)
+	rows, consistent, code := auditRows(t, topic, group, table)
 	assert.True(t, consistent)
 	assert.Zero(t, code)
 	for p, r := range rows {
@@ -283,7 +283,7 @@ func TestRecreatedTopicHaltsLoudly(t *testing.T) {
 func TestOffsetsReset(t *testing.T) {
 	pool, topic, table, group, env := recreatedTopic(t)
 
-	rows, consistent, code := audit(t, topic, group, table)
+	rows, consistent, code := auditRows(t, topic, group, table)
 	assert.False(t, consistent)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, rows[0].Problem, "beyond the log end")

@@ -1,18 +1,54 @@
-package sink
+// Package audit holds two operator commands on a consumer group's stored
+// offsets, both O(partitions), never a scan of a table: Audit answers "do
+// the database and Kafka agree?" per partition, and Reset is the
+// deliberate way past an offset the log no longer has (sinkworker offsets
+// reset). They live together because they read the same things (the log's
+// bounds from Kafka, the group's rows of the offsets table) and because the
+// audit's problems, like the worker's out-of-range halt, name the reset
+// command that resolves them (ResetCommand).
+//
+// Use: rows, err := audit.Audit(ctx, cfg) or plan, kafkaErr, err :=
+// audit.Reset(ctx, cfg, req), with cfg built from the worker's settings.
+package audit
 
 import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
-// AuditRow is one partition's agreement between the database and Kafka.
+// Config is what both commands need, built by the caller from the
+// worker's settings.
+type Config struct {
+	// Kafka are the options of a plain client: seed brokers, SASL and TLS
+	// (sink.Config.ClientOpts), no group.
+	Kafka []kgo.Opt
+	// DatabaseURL is the pgx connection string; never logged.
+	DatabaseURL string
+	// Offsets is the group's rows of the offsets table (KAFKA_GROUP,
+	// SINK_OFFSETS_TABLE).
+	Offsets postgres.Offsets
+	// Topics are the topics Audit checks (KAFKA_TOPICS); Reset takes its
+	// topic from its Request.
+	Topics []string
+	// ReadCommitted is KAFKA_ISOLATION_LEVEL=read_committed: lag runs to,
+	// and "latest" means, the last stable offset instead of the log end.
+	ReadCommitted bool
+	// Timeout bounds Audit's database read (SINK_TX_TIMEOUT): a database
+	// that stops answering fails the audit, never hangs it.
+	Timeout time.Duration
+}
+
+// Row is one partition's agreement between the database and Kafka.
 // Offsets are -1 where there is none.
-type AuditRow struct {
+type Row struct {
 	Topic          string `json:"topic"`
 	Partition      int32  `json:"partition"`
 	DBNextOffset   int64  `json:"db_next_offset"`    // sink_offsets.next_offset
@@ -32,16 +68,10 @@ type AuditRow struct {
 // they were sunk: lost), both of which halt the partition and name the
 // command that resolves them, and a partition holding records with no row.
 // Lag is measured to the last stable offset under read_committed (records
-// of open transactions are not yet due), else to the log end.
-func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
-	}
-	sec, err := securityOpts(cfg)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Brokers...))...)
+// of open transactions are not yet due), else to the log end. Rows come
+// sorted by topic and partition.
+func Audit(ctx context.Context, cfg Config) ([]Row, error) {
+	cl, err := kgo.NewClient(cfg.Kafka...)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +89,7 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list last stable offsets: %w", err)
 	}
-	committed, err := adm.FetchOffsets(ctx, cfg.Group)
+	committed, err := adm.FetchOffsets(ctx, cfg.Offsets.Group)
 	if err != nil {
 		return nil, fmt.Errorf("fetch the group's offsets: %w", err)
 	}
@@ -67,14 +97,14 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rows []AuditRow
+	var rows []Row
 	var listErr error
 	ends.Each(func(e kadm.ListedOffset) {
 		if e.Err != nil {
 			listErr = fmt.Errorf("%s[%d]: %w", e.Topic, e.Partition, e.Err)
 			return
 		}
-		r := AuditRow{Topic: e.Topic, Partition: e.Partition, LogEnd: e.Offset, LastStable: e.Offset,
+		r := Row{Topic: e.Topic, Partition: e.Partition, LogEnd: e.Offset, LastStable: e.Offset,
 			DBNextOffset: -1, KafkaCommitted: -1, LogStart: -1}
 		if s, ok := starts.Lookup(e.Topic, e.Partition); ok && s.Err == nil {
 			r.LogStart = s.Offset
@@ -88,7 +118,7 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 		if n, ok := db[e.Topic][e.Partition]; ok {
 			r.DBNextOffset = n
 		}
-		r.judge(cfg.IsolationLevel)
+		r.judge(cfg.ReadCommitted)
 		rows = append(rows, r)
 	})
 	if listErr != nil {
@@ -103,10 +133,10 @@ func Audit(ctx context.Context, cfg Config) ([]AuditRow, error) {
 	return rows, nil
 }
 
-// judge fills Lag, Problem and Note; isolation is KAFKA_ISOLATION_LEVEL.
-func (r *AuditRow) judge(isolation string) {
+// judge fills Lag, Problem and Note.
+func (r *Row) judge(readCommitted bool) {
 	end := r.LogEnd
-	if isolation == IsolationReadCommitted {
+	if readCommitted {
 		end = r.LastStable
 	}
 	resolve := func() string {
@@ -133,32 +163,17 @@ func (r *AuditRow) judge(isolation string) {
 	}
 }
 
+// dbOffsets reads the group's rows of the offsets table for cfg.Topics
+// over a connection of its own.
 func dbOffsets(ctx context.Context, cfg Config) (map[string]map[int32]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.TxTimeout) // a database that stops answering fails the audit, never hangs it
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT topic, partition, next_offset FROM `+cfg.offsetsTable().Sanitize()+
-		` WHERE consumer_group = $1 AND topic = ANY($2)`, cfg.Group, cfg.Topics)
-	if err != nil {
-		return nil, fmt.Errorf("read the offsets table: %w", err)
-	}
-	out := map[string]map[int32]int64{}
-	var (
-		topic string
-		part  int32
-		next  int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&topic, &part, &next}, func() error {
-		if out[topic] == nil {
-			out[topic] = map[int32]int64{}
-		}
-		out[topic][part] = next
-		return nil
-	})
+	out, err := cfg.Offsets.Read(ctx, conn, cfg.Topics)
 	if err != nil {
 		return nil, fmt.Errorf("read the offsets table: %w", err)
 	}

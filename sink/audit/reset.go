@@ -1,4 +1,4 @@
-package sink
+package audit
 
 import (
 	"context"
@@ -43,31 +43,24 @@ func ResetCommand(topic string, partition int32, to string) string {
 	return fmt.Sprintf("sinkworker offsets reset --topic %s --partition %d --to %s", topic, partition, to)
 }
 
-// ResetOffsets is the operator's deliberate way past an offset the log no
-// longer has (or any other chosen point): it plans, per partition of
-// r.Topic, the database's next_offset for the group cfg.Group and, with
-// r.Execute, writes the plan in one transaction that takes the rows'
-// locks (waiting at most 10 s for a batch in flight), then copies it to
-// the group's committed offsets in Kafka when the group allows it (a
+// Reset is the operator's deliberate way past an offset the log no longer
+// has (or any other chosen point): it plans, per partition of r.Topic, the
+// database's next_offset for the group of cfg.Offsets and, with r.Execute,
+// writes the plan in one transaction that takes the rows' locks (waiting at
+// most 10 s for a batch in flight; postgres.Offsets.Reset), then copies it
+// to the group's committed offsets in Kafka when the group allows it (a
 // failure there is returned as kafkaErr, after the database is written:
 // workers start from the database). A running worker reads the database's
-// offsets only when a partition is assigned to it: stop the workers
-// first, or restart them after.
-func ResetOffsets(ctx context.Context, cfg Config, r ResetRequest) (plan []OffsetReset, kafkaErr, err error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
-	}
-	sec, err := securityOpts(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Brokers...))...)
+// offsets only when a partition is assigned to it: stop the workers first,
+// or restart them after.
+func Reset(ctx context.Context, cfg Config, r ResetRequest) (plan []OffsetReset, kafkaErr, err error) {
+	cl, err := kgo.NewClient(cfg.Kafka...)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	plan, err = planReset(ctx, adm, cfg, r)
+	plan, err = planReset(ctx, adm, cfg.ReadCommitted, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,8 +69,18 @@ func ResetOffsets(ctx context.Context, cfg Config, r ResetRequest) (plan []Offse
 		return nil, nil, fmt.Errorf("connect to the database: %w", err)
 	}
 	defer conn.Close(ctx)
-	if err := resetDB(ctx, conn, cfg, plan, r.Execute); err != nil {
+	targets := make(map[int32]int64, len(plan))
+	for _, p := range plan {
+		targets[p.Partition] = p.Target
+	}
+	current, err := cfg.Offsets.Reset(ctx, conn, r.Topic, targets, r.Execute)
+	if err != nil {
 		return nil, nil, err
+	}
+	for i := range plan {
+		if n, ok := current[plan[i].Partition]; ok {
+			plan[i].Current = n
+		}
 	}
 	if !r.Execute {
 		return plan, nil, nil
@@ -86,7 +89,7 @@ func ResetOffsets(ctx context.Context, cfg Config, r ResetRequest) (plan []Offse
 	for _, p := range plan {
 		offsets.Add(kadm.Offset{Topic: p.Topic, Partition: p.Partition, At: p.Target, LeaderEpoch: -1})
 	}
-	resp, err := adm.CommitOffsets(ctx, cfg.Group, offsets)
+	resp, err := adm.CommitOffsets(ctx, cfg.Offsets.Group, offsets)
 	if err == nil {
 		err = resp.Error()
 	}
@@ -98,7 +101,7 @@ func ResetOffsets(ctx context.Context, cfg Config, r ResetRequest) (plan []Offse
 
 // planReset lists the topic's log bounds and turns r.To into each
 // partition's target.
-func planReset(ctx context.Context, adm *kadm.Client, cfg Config, r ResetRequest) ([]OffsetReset, error) {
+func planReset(ctx context.Context, adm *kadm.Client, readCommitted bool, r ResetRequest) ([]OffsetReset, error) {
 	var exact int64 = -1
 	if r.To != "earliest" && r.To != "latest" {
 		n, err := strconv.ParseInt(r.To, 10, 64)
@@ -112,7 +115,7 @@ func planReset(ctx context.Context, adm *kadm.Client, cfg Config, r ResetRequest
 		return nil, fmt.Errorf("list log start offsets: %w", err)
 	}
 	list := adm.ListEndOffsets
-	if cfg.IsolationLevel == IsolationReadCommitted {
+	if readCommitted {
 		list = adm.ListCommittedOffsets // the last stable offset: records of open transactions still come
 	}
 	ends, err := list(ctx, r.Topic)
@@ -153,60 +156,4 @@ func planReset(ctx context.Context, adm *kadm.Client, cfg Config, r ResetRequest
 	}
 	sort.Slice(plan, func(i, j int) bool { return plan[i].Partition < plan[j].Partition })
 	return plan, nil
-}
-
-// resetDB reads each partition's current next_offset into plan and, with
-// execute, writes the targets, all in one transaction holding the rows'
-// locks.
-func resetDB(ctx context.Context, conn *pgx.Conn, cfg Config, plan []OffsetReset, execute bool) error {
-	table := cfg.offsetsTable().Sanitize()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-		return fmt.Errorf("set lock_timeout: %w", err)
-	}
-	parts := make([]int32, len(plan))
-	for i, p := range plan {
-		parts[i] = p.Partition
-	}
-	lock := ""
-	if execute {
-		lock = " FOR UPDATE"
-	}
-	rows, err := tx.Query(ctx, `SELECT partition, next_offset FROM `+table+
-		` WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3)`+lock, cfg.Group, plan[0].Topic, parts)
-	if err != nil {
-		return fmt.Errorf("read the offsets table: %w", err)
-	}
-	current := map[int32]int64{}
-	var (
-		part int32
-		next int64
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&part, &next}, func() error { current[part] = next; return nil }); err != nil {
-		return fmt.Errorf("read the offsets table: %w", err)
-	}
-	for i := range plan {
-		if n, ok := current[plan[i].Partition]; ok {
-			plan[i].Current = n
-		}
-	}
-	if !execute {
-		return nil
-	}
-	for _, p := range plan {
-		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` AS o (consumer_group, topic, partition, next_offset, updated_at)
-VALUES ($1, $2, $3, $4, now())
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()`,
-			cfg.Group, p.Topic, p.Partition, p.Target); err != nil {
-			return fmt.Errorf("write %s[%d]: %w", p.Topic, p.Partition, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
