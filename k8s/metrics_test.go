@@ -23,7 +23,7 @@ type metric struct {
 	Values map[string][]string
 }
 
-// contractMetrics is the binary's metric contract (issue 7; prefix
+// contractMetrics is the binary's metric contract (prefix
 // sinkworker_, names are never renamed). The dashboard may reference only
 // these. TestContractMatchesSource compares it with the names
 // sink/observe registers; a test there could compare it with the gathered
