@@ -32,12 +32,13 @@ services-up:
 services-down:
 	scripts/services down
 
-# First figures: drain of 1,000,000 pre-produced records vs the database-only ceiling.
+# The suite's drain scenario alone: 1,000,000 pre-produced records at 8 partitions, one worker
+# with its defaults vs the database-only ceiling, start-up left out; bench/results/<date>-drain.md.
 bench-drain: services-up
-	eval "$$(scripts/services env)" && go run ./bench/drain
+	eval "$$(scripts/services env)" && go run ./bench/suite -scenarios drain -name drain $(BENCH_FLAGS)
 
 # The bench suite (bench/README.md): ceiling, sinkworker sweep, naive consumer, Kafka Connect +
-# Debezium, memory; writes bench/results/<date>-suite.md, .csv, .png. BENCH_FLAGS=-full for the
+# Debezium, memory, drain, rebalance; writes bench/results/<date>-suite.md, .csv, .png. BENCH_FLAGS=-full for the
 # whole sweep, e.g. make bench BENCH_FLAGS="-full -memory-10m".
 bench: services-up
 	eval "$$(scripts/services env)" && go run ./bench/suite $(BENCH_FLAGS)

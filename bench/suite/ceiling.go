@@ -7,27 +7,38 @@ import (
 	"github.com/sinkworker/sinkworker/bench/internal/ceiling"
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
+	"github.com/sinkworker/sinkworker/sink"
 )
 
-// ceilingRun upserts every batch into a fresh table with conns connections:
-// connection i writes the batches of partitions p with p % conns == i,
-// round-robin over its partitions, the upsert alone per batch (its own
-// transaction). It returns the elapsed time after a CHECKPOINT and checks
-// the table.
-func ceilingRun(ctx context.Context, s *services, d *dataset.Dataset, l *dataset.Layout, perPart [][]ceiling.Batch, conns int, table string) (time.Duration, error) {
-	if err := sinkdb.EnsureTable(ctx, s.db, l.Topic, table); err != nil {
+// ceilingRun writes every batch into a fresh table with conns connections
+// (connection i writes the batches of partitions p with p % conns == i,
+// round-robin over its partitions), one transaction per batch holding
+// what tx says, with a fresh group for ceiling.Writer. It returns the
+// elapsed time after a CHECKPOINT and checks the table.
+func (b *bench) ceilingRun(ctx context.Context, l *dataset.Layout, perPart [][]ceiling.Batch, conns int, tx ceiling.Tx) (time.Duration, error) {
+	_, group, table := b.fresh()
+	defer b.forget(table, group)
+	if err := sinkdb.EnsureTable(ctx, b.s.db, l.Topic, table, b.mode()); err != nil {
 		return 0, err
 	}
-	elapsed, err := ceiling.Write(ctx, ceiling.Config{DSN: s.dsn, App: "bench-suite-ceiling", Table: table,
-		Conns: conns, Tx: ceiling.Statement}, perPart)
+	elapsed, err := ceiling.Write(ctx, ceiling.Config{DSN: b.s.dsn, App: "bench-suite-ceiling", Table: table,
+		Conns: conns, Tx: tx, Group: group, Topic: l.Topic, Insert: b.o.insert}, perPart)
 	if err != nil {
 		return 0, err
 	}
-	return elapsed, checkTable(ctx, s, table, d, l)
+	return elapsed, b.checkTable(ctx, table, b.d, l)
 }
 
-// checkTable compares an upsert table with what the records imply.
-func checkTable(ctx context.Context, s *services, table string, d *dataset.Dataset, l *dataset.Layout) error {
-	wantRows, wantSum := l.Expected(d)
-	return sinkdb.Check(ctx, s.db, table, wantRows, wantSum)
+// mode is the workers' SINK_MODE.
+func (b *bench) mode() string {
+	if b.o.insert {
+		return sink.ModeInsert
+	}
+	return sink.ModeUpsert
+}
+
+// checkTable compares a table the workers' mode wrote with what the records imply.
+func (b *bench) checkTable(ctx context.Context, table string, d *dataset.Dataset, l *dataset.Layout) error {
+	wantRows, wantSum := l.Expected(d, b.o.insert)
+	return sinkdb.Check(ctx, b.s.db, table, wantRows, wantSum)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
+	"github.com/sinkworker/sinkworker/sink"
 )
 
 // debeziumVersion is the io.debezium:debezium-connector-jdbc plugin fetched
@@ -105,7 +106,7 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 		return r, err
 	}
 	defer b.forget(table, "connect-"+name) // Connect's consumer group
-	if err := sinkdb.EnsureTable(ctx, s.db, topic, table); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, sink.ModeUpsert); err != nil {
 		return r, err
 	}
 	u, err := url.Parse(s.dsn)
@@ -168,7 +169,7 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 		return r, err
 	}
 	defer p.Kill()
-	wantRows, wantSum := l.Expected(b.d)
+	wantRows, wantSum := l.Expected(b.d, false)
 	q := `SELECT count(*), coalesce(sum(kafka_offset), 0)::bigint FROM ` + pgx.Identifier{table}.Sanitize()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

@@ -82,51 +82,67 @@ type sent struct {
 	at   time.Time
 }
 
-// produceAtRate produces records of d (from the start, wrapping) to topic
-// at rate records/s for dur, in 5 ms ticks; it returns each record's
-// partition, offset and produce time.
+// produceAtRate produces rate*dur records of d to topic at rate records/s
+// and returns each record's partition, offset and produce time.
 func produceAtRate(ctx context.Context, s *services, d *dataset.Dataset, topic string, rate float64, dur time.Duration) ([]sent, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerLinger(0), kgo.RecordDeliveryTimeout(time.Minute))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ProducerLinger(0), kgo.RecordDeliveryTimeout(time.Minute))
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	total := int(rate * dur.Seconds())
-	out := make([]sent, total)
+	out := make([]sent, int(rate*dur.Seconds()))
+	n, err := feed(ctx, cl, d, []string{topic}, rate, len(out), func(i int, r *kgo.Record) {
+		out[i] = sent{r.Partition, r.Offset, r.Timestamp}
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return out[:n], err
+}
+
+// feed produces records of d (from the start, wrapping; a record's
+// timestamp is when it was handed to the client) to topics in turn at rate
+// records/s, in 5 ms ticks, until ctx is done or n records (n > 0) are
+// handed over; then it flushes (up to 10 s: records are not cancelled with
+// ctx) and returns how many it handed over and the first delivery error.
+// ack, unless nil, gets each acknowledged record and its number.
+func feed(ctx context.Context, cl *kgo.Client, d *dataset.Dataset, topics []string, rate float64, n int, ack func(int, *kgo.Record)) (int, error) {
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
-	const tick = 5 * time.Millisecond
+	rctx := context.WithoutCancel(ctx)
 	start := time.Now()
-	t := time.NewTicker(tick)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	next := 0
-	for next < total && ctx.Err() == nil {
-		<-t.C
-		due := min(total, int(rate*time.Since(start).Seconds()))
-		for ; next < due; next++ {
-			i := int32(next % d.N)
-			now := time.Now()
-			out[next].at = now
-			idx := next
+	for ctx.Err() == nil && (n <= 0 || next < n) {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		due := int(rate * time.Since(start).Seconds())
+		if n > 0 {
+			due = min(due, n)
+		}
+		for ; next < due && ctx.Err() == nil; next++ {
+			i, now := next, time.Now()
 			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Key: d.Key(i), Value: d.Value(i, now.UnixMilli()), Timestamp: now},
+			cl.Produce(rctx, &kgo.Record{Topic: topics[i%len(topics)], Key: d.Key(int32(i % d.N)), Value: d.Value(int32(i%d.N), now.UnixMilli()), Timestamp: now},
 				func(r *kgo.Record, err error) {
 					defer wg.Done()
 					if err != nil {
 						firstErr.CompareAndSwap(nil, &err)
-						return
+					} else if ack != nil {
+						ack(i, r)
 					}
-					out[idx].part, out[idx].off = r.Partition, r.Offset
 				})
 		}
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return nil, err
-	}
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = cl.Flush(fctx) // what is not flushed by then fails with its own error
 	wg.Wait()
 	if e := firstErr.Load(); e != nil {
-		return nil, fmt.Errorf("produce at rate to %s: %w", topic, *e)
+		return next, fmt.Errorf("produce at rate to %v: %w", topics, *e)
 	}
-	return out[:next], ctx.Err()
+	return next, nil
 }

@@ -153,3 +153,28 @@ func (s *services) dropTopics(topics ...string) {
 		}
 	}
 }
+
+// brokerSettings reads named settings of the first broker, for the report:
+// "name value" each, "name ?" when unreadable.
+func (s *services) brokerSettings(ctx context.Context, names ...string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + " ?"
+	}
+	brokers, err := s.adm.ListBrokers(ctx)
+	if err != nil || len(brokers) == 0 {
+		return out
+	}
+	rcs, err := s.adm.DescribeBrokerConfigs(ctx, brokers[0].NodeID)
+	if err != nil || len(rcs) == 0 {
+		return out
+	}
+	for _, c := range rcs[0].Configs {
+		for i, n := range names {
+			if c.Key == n {
+				out[i] = n + " " + c.MaybeValue()
+			}
+		}
+	}
+	return out
+}

@@ -3,7 +3,9 @@
 // ceiling, a sinkworker sweep (partitions x workers x POOL_MAX_CONNS x
 // BATCH_MAX_RECORDS, with end-to-end latency at half the measured rate),
 // the naive consumer (bench/naive), Kafka Connect with the Debezium JDBC
-// sink (defaults and tuned) and the memory check, and writes
+// sink (defaults and tuned), the memory check, the drain of one worker
+// against the ceiling with start-up left out, and the rebalance pause
+// (classic vs consumer group protocol), and writes
 // bench/results/<date>-<name>.md, .csv and .png.
 //
 //	scripts/services up && eval "$(scripts/services env)"
@@ -30,7 +32,6 @@ import (
 	"time"
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
-	"github.com/sinkworker/sinkworker/bench/internal/ceiling"
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/testbed"
@@ -52,6 +53,10 @@ type options struct {
 	name, out     string
 	retries       int
 	scenarios     map[string]bool
+	env           proc.EnvFlag // extra worker settings, every worker
+	insert        bool         // -env SINK_MODE=insert: tables, ceilings and checks in insert mode
+	drainParts    int
+	reb           rebalanceOptions
 }
 
 type bench struct {
@@ -103,7 +108,10 @@ func run() int {
 	fs.BoolVar(&mem10m, "memory-10m", false, "add 10,000,000 records to the memory scenario (minutes)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one measurement after this long")
 	fs.IntVar(&o.retries, "retries", 3, "attempts per measurement (a failed or disturbed one is measured again)")
-	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory", "scenarios to run (comma-separated)")
+	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance", "scenarios to run (comma-separated)")
+	fs.Var(&o.env, "env", "extra KEY=VALUE for every worker (repeatable), e.g. -env SINK_MODE=insert; not the settings the harness sets per run")
+	fs.IntVar(&o.drainParts, "drain-partitions", 8, "partitions of the drain scenario's topic")
+	o.reb.flags(fs)
 	fs.BoolVar(&o.keep, "keep", false, "keep topics, tables, groups")
 	fs.StringVar(&o.name, "name", "suite", "result file name: bench/results/<date>-<name>.md")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; -smoke: a temp dir)")
@@ -133,6 +141,25 @@ func run() int {
 	for _, sc := range strings.Split(*scen, ",") {
 		o.scenarios[strings.TrimSpace(sc)] = true
 	}
+	var bad []string
+	for _, kv := range o.env {
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "POOL_MAX_CONNS", "BATCH_MAX_RECORDS", "KAFKA_GROUP_PROTOCOL", "SINK_MEMBER", "KAFKA_TOPICS", "KAFKA_GROUP", "SINK_TABLE_MAP":
+			bad = append(bad, "-env "+k+": the harness sets it")
+		case "SINK_MODE":
+			o.insert = v == "insert"
+		}
+	}
+	if err := o.reb.validate(); err != nil {
+		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if o.drainParts < 1 {
+		bad = append(bad, "-drain-partitions must be at least 1")
+	}
+	if len(bad) > 0 {
+		fmt.Fprintf(os.Stderr, "suite: %s\n", strings.Join(bad, "; "))
+		return 2
+	}
 	if o.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -160,6 +187,10 @@ func run() int {
 		if !set["timeout"] {
 			o.timeout = 2 * time.Minute
 		}
+		if !set["drain-partitions"] {
+			o.drainParts = slices.Max(o.partitions)
+		}
+		o.reb.smoke(set)
 	}
 	if o.keys == 0 {
 		o.keys = max(1, o.records/5)
@@ -186,58 +217,6 @@ func ints(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-// sweep is the list of sinkworker points.
-func sweep(o options) []point {
-	var pts []point
-	seen := map[point]bool{}
-	add := func(p point) {
-		p.pool = min(p.pool, p.parts)
-		if p.workers > p.parts || seen[p] {
-			return
-		}
-		seen[p] = true
-		pts = append(pts, p)
-	}
-	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P} } // 16: the default POOL_MAX_CONNS
-	if o.smoke {
-		P := slices.Max(o.partitions)
-		add(point{P, 1, 1, 5000})
-		add(point{P, 2, P, 1000})
-		return pts
-	}
-	if o.full {
-		for _, P := range o.partitions {
-			for _, w := range []int{1, 2, 4} {
-				for _, pool := range pools(P) {
-					for _, bs := range []int{100, 1000, 5000} {
-						add(point{P, w, pool, bs})
-					}
-				}
-			}
-		}
-		return pts
-	}
-	for _, P := range o.partitions {
-		for _, pool := range pools(P) {
-			add(point{P, 1, pool, 5000})
-		}
-	}
-	// Batch size and worker count at one partition count: 16, else the largest below it.
-	mid := o.partitions[0]
-	for _, P := range o.partitions {
-		if P <= 16 {
-			mid = max(mid, P)
-		}
-	}
-	for _, bs := range []int{100, 1000} {
-		add(point{mid, 1, mid, bs})
-	}
-	for _, w := range []int{2, 4} {
-		add(point{mid, w, mid, 5000})
-	}
-	return pts
 }
 
 func suite(ctx context.Context, o options) error {
@@ -295,6 +274,9 @@ func suite(ctx context.Context, o options) error {
 	if o.debezium && !slices.Contains(allParts, o.dbzParts) {
 		allParts = append(allParts, o.dbzParts)
 	}
+	if o.scenarios["drain"] && !slices.Contains(allParts, o.drainParts) {
+		allParts = append(allParts, o.drainParts)
+	}
 	for _, P := range allParts {
 		topic := fmt.Sprintf("bench-suite-%s-p%d", b.stamp, P)
 		topics = append(topics, topic, topic+".dlq")
@@ -316,139 +298,7 @@ func suite(ctx context.Context, o options) error {
 	}
 	b.rep.timing("pre-produce", time.Since(phase))
 
-	// 1. Ceiling: per partition count, on that topic's records (de-duplication
-	// depends on how keys fall into partitions), at every connection count the
-	// sweep uses there.
-	phase = time.Now()
-	for _, P := range o.partitions {
-		if !o.scenarios["ceiling"] {
-			break
-		}
-		l := layouts[P]
-		conns := []int{}
-		for _, c := range []int{1, 2, 4, 8, 16, P} {
-			if c <= P && !slices.Contains(conns, c) {
-				conns = append(conns, c)
-			}
-		}
-		for _, p := range pts {
-			if c := min(p.conns(), P); p.parts == P && !slices.Contains(conns, c) {
-				conns = append(conns, c)
-			}
-		}
-		slices.Sort(conns)
-		perPart, rows := ceiling.Batches(b.d, l, 5000)
-		for _, c := range conns {
-			res := ceilingResult{parts: P, conns: c, rows: rows}
-			err := b.retry(ctx, fmt.Sprintf("ceiling, %d partitions, %d connections", P, c), func() error {
-				table := fmt.Sprintf("bench_suite_%s_%d", b.stamp, b.nextID())
-				defer s.dropTable(table)
-				d, err := ceilingRun(ctx, s, b.d, l, perPart, c, table)
-				res.time = d
-				return err
-			}, func(a int) { res.attempts = a })
-			if err != nil {
-				b.rep.failed(fmt.Sprintf("ceiling %d/%d", P, c), err)
-				continue
-			}
-			logf("  ceiling %d partitions, %d connections: %.0f records/s (%d rows)", P, c, res.rate(o.records), rows)
-			b.rep.ceiling = append(b.rep.ceiling, res)
-		}
-	}
-	b.rep.timing("ceiling", time.Since(phase))
-
-	// 2. sinkworker sweep.
-	phase = time.Now()
-	if !o.scenarios["sweep"] {
-		pts = nil
-	}
-	for i, pt := range pts {
-		var res pointResult
-		label := fmt.Sprintf("sinkworker %d/%d %s", i+1, len(pts), pt)
-		err := b.retry(ctx, label, func() error {
-			var err error
-			res, err = b.runPoint(ctx, pt, b.d, layouts[pt.parts], nil, o.latency)
-			return err
-		}, func(a int) { res.attempts = a })
-		if err != nil {
-			b.rep.failed(label, err)
-			continue
-		}
-		logf("  %s: %.0f records/s, peak %d connections, %.1f s CPU, max RSS %.0f MiB, latency p50 %s p99 %s at %.0f records/s",
-			label, res.rate(), res.peakConns, res.cpu.Seconds(), mib(res.maxRSS), ms(res.p50), ms(res.p99), res.latRate)
-		b.rep.points = append(b.rep.points, res)
-	}
-	b.rep.timing("sinkworker sweep", time.Since(phase))
-
-	// 3. Naive consumer at the largest partition count (the connections question) and at 16 if swept.
-	phase = time.Now()
-	naiveParts := []int{slices.Max(o.partitions)}
-	if slices.Contains(o.partitions, 16) && naiveParts[0] != 16 {
-		naiveParts = append([]int{16}, naiveParts...)
-	}
-	if !o.scenarios["naive"] {
-		naiveParts = nil
-	}
-	for _, P := range naiveParts {
-		var res naiveResult
-		label := fmt.Sprintf("naive consumer, %d partitions", P)
-		err := b.retry(ctx, label, func() error {
-			var err error
-			res, err = b.runNaive(ctx, layouts[P], o.naiveTime)
-			return err
-		}, func(a int) { res.attempts = a })
-		if err != nil {
-			b.rep.failed(label, err)
-			continue
-		}
-		logf("  %s: %.0f records/s, peak %d connections", label, res.rate(), res.peakConns)
-		b.rep.naive = append(b.rep.naive, res)
-	}
-	b.rep.timing("naive consumer", time.Since(phase))
-
-	// 4. Debezium.
-	if o.debezium && o.scenarios["debezium"] {
-		phase = time.Now()
-		if err := b.debezium(ctx, layouts[o.dbzParts], &topics); err != nil {
-			b.rep.failed("debezium", err)
-		}
-		b.rep.timing("Kafka Connect + Debezium", time.Since(phase))
-	}
-
-	// 5. Memory.
-	if len(o.memory) > 0 && o.scenarios["memory"] {
-		phase = time.Now()
-		for _, n := range o.memory {
-			label := fmt.Sprintf("memory, %d records", n)
-			var res pointResult
-			err := b.retry(ctx, label, func() error {
-				d := b.d
-				if n != o.records {
-					d = dataset.New(n, max(1, n/5))
-				}
-				topic := fmt.Sprintf("bench-suite-%s-mem%d", b.stamp, b.nextID())
-				defer s.dropTopics(topic, topic+".dlq")
-				if err := broker.CreateTopic(ctx, s.adm, topic, 16); err != nil {
-					return err
-				}
-				logf("  producing %d records to %s ...", n, topic)
-				l, err := produce(ctx, s, d, topic, 16)
-				if err != nil {
-					return err
-				}
-				res, err = b.runPoint(ctx, point{16, 1, 16, 5000}, d, l, nil, 0)
-				res.records = n
-				return err
-			}, func(a int) { res.attempts = a })
-			if err != nil {
-				b.rep.failed(label, err)
-				continue
-			}
-			logf("  %s: %.0f records/s, max RSS %.0f MiB, %.1f s CPU", label, res.rate(), mib(res.maxRSS), res.cpu.Seconds())
-			b.rep.memory = append(b.rep.memory, res)
-		}
-		b.rep.timing("memory", time.Since(phase))
-	}
+	b.scenarios(ctx, layouts, pts, &topics)
 
 	b.rep.total = time.Since(started)
 	if err := b.rep.write(o.out); err != nil {
@@ -456,48 +306,6 @@ func suite(ctx context.Context, o options) error {
 	}
 	if len(b.rep.failures) > 0 {
 		return fmt.Errorf("%d measurement(s) failed: %s", len(b.rep.failures), strings.Join(b.rep.failures, "; "))
-	}
-	return nil
-}
-
-func (b *bench) debezium(ctx context.Context, src *dataset.Layout, topics *[]string) error {
-	s := b.s
-	dir, err := b.connectDir(ctx)
-	if err != nil {
-		return err
-	}
-	topic := fmt.Sprintf("bench-suite-%s-dbz-p%d", b.stamp, src.Parts)
-	*topics = append(*topics, topic)
-	err = b.retry(ctx, "produce envelope "+topic, func() error {
-		s.dropTopics(topic)
-		if err := broker.CreateTopic(ctx, s.adm, topic, int32(src.Parts)); err != nil {
-			return err
-		}
-		return produceEnvelope(ctx, s, b.d, src, topic)
-	}, nil)
-	if err != nil {
-		return err
-	}
-	for _, tuned := range []bool{false, true} {
-		var res dbzResult
-		label := "Kafka Connect + Debezium JDBC sink, defaults"
-		if tuned {
-			label = "Kafka Connect + Debezium JDBC sink, tuned"
-		}
-		err := b.retry(ctx, label, func() error {
-			var err error
-			res, err = b.runDebezium(ctx, dir, topic, src, tuned)
-			return err
-		}, func(a int) { res.attempts = a })
-		if err != nil {
-			b.rep.failed(label, err)
-			if res.rowsAtEnd > 0 {
-				b.rep.dbz = append(b.rep.dbz, res)
-			}
-			continue
-		}
-		logf("  %s: %.0f records/s (%.0f after start-up), peak %d connections", label, res.rate(), res.steadyRate(), res.peakConns)
-		b.rep.dbz = append(b.rep.dbz, res)
 	}
 	return nil
 }

@@ -8,13 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const ms = time.Millisecond
+const milli = time.Millisecond
 
 // msList turns milliseconds into durations.
 func msList(xs ...int) []time.Duration {
 	out := make([]time.Duration, len(xs))
 	for i, x := range xs {
-		out[i] = time.Duration(x) * ms
+		out[i] = time.Duration(x) * milli
 	}
 	return out
 }
@@ -28,16 +28,16 @@ func TestPartitionPause(t *testing.T) {
 		want         time.Duration
 		wantCensored bool
 	}{
-		{"steady progress", msList(0, 100, 200, 300, 400, 500, 600), 0, 600 * ms, 100 * ms, 500 * ms, 100 * ms, false},
-		{"pause inside the window", msList(0, 100, 200, 2200, 2300), 0, 2300 * ms, 100 * ms, 2250 * ms, 2000 * ms, false},
-		{"pause straddles the window's end: counted whole", msList(0, 100, 200, 5200), 0, 5200 * ms, 0, 1000 * ms, 5000 * ms, false},
-		{"pause straddles the window's start: counted whole", msList(0, 3000, 3100), 0, 3100 * ms, 2000 * ms, 4000 * ms, 3000 * ms, false},
-		{"gaps wholly before the window are ignored", msList(0, 4000, 4100, 4200, 4300), 0, 4300 * ms, 4050 * ms, 4300 * ms, 100 * ms, false},
-		{"gaps wholly after the window are ignored", msList(0, 100, 200, 5000), 0, 5000 * ms, 0, 150 * ms, 100 * ms, false},
-		{"no advance since: runs to the last poll, censored", msList(0, 100), 0, 3000 * ms, 500 * ms, 1000 * ms, 2900 * ms, true},
-		{"no advance at all: first to last poll, censored", nil, 50 * ms, 3000 * ms, 500 * ms, 1000 * ms, 2950 * ms, true},
-		{"before the first advance: from the first poll, censored", msList(2000, 2100), 0, 2100 * ms, 500 * ms, 1000 * ms, 2000 * ms, true},
-		{"an advance exactly at the window's start", msList(0, 1000, 1100, 1200), 0, 1200 * ms, 1000 * ms, 1200 * ms, 100 * ms, false},
+		{"steady progress", msList(0, 100, 200, 300, 400, 500, 600), 0, 600 * milli, 100 * milli, 500 * milli, 100 * milli, false},
+		{"pause inside the window", msList(0, 100, 200, 2200, 2300), 0, 2300 * milli, 100 * milli, 2250 * milli, 2000 * milli, false},
+		{"pause straddles the window's end: counted whole", msList(0, 100, 200, 5200), 0, 5200 * milli, 0, 1000 * milli, 5000 * milli, false},
+		{"pause straddles the window's start: counted whole", msList(0, 3000, 3100), 0, 3100 * milli, 2000 * milli, 4000 * milli, 3000 * milli, false},
+		{"gaps wholly before the window are ignored", msList(0, 4000, 4100, 4200, 4300), 0, 4300 * milli, 4050 * milli, 4300 * milli, 100 * milli, false},
+		{"gaps wholly after the window are ignored", msList(0, 100, 200, 5000), 0, 5000 * milli, 0, 150 * milli, 100 * milli, false},
+		{"no advance since: runs to the last poll, censored", msList(0, 100), 0, 3000 * milli, 500 * milli, 1000 * milli, 2900 * milli, true},
+		{"no advance at all: first to last poll, censored", nil, 50 * milli, 3000 * milli, 500 * milli, 1000 * milli, 2950 * milli, true},
+		{"before the first advance: from the first poll, censored", msList(2000, 2100), 0, 2100 * milli, 500 * milli, 1000 * milli, 2000 * milli, true},
+		{"an advance exactly at the window's start", msList(0, 1000, 1100, 1200), 0, 1200 * milli, 1000 * milli, 1200 * milli, 100 * milli, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := partitionPause(tc.adv, tc.first, tc.last, tc.from, tc.to)
@@ -48,14 +48,14 @@ func TestPartitionPause(t *testing.T) {
 }
 
 func TestNewProgressAndMeasure(t *testing.T) {
-	// Two partitions polled every 100 ms for 3 s: partition 0 advances at
+	// Two partitions polled every 100 milli for 3 s: partition 0 advances at
 	// every poll, partition 1 stops at 1.0 s and resumes at 2.5 s.
 	var s series
 	var n0, n1 int64
 	for i := range 31 {
-		at := time.Duration(i) * 100 * ms
+		at := time.Duration(i) * 100 * milli
 		n0 += 10
-		if at <= time.Second || at >= 2500*ms {
+		if at <= time.Second || at >= 2500*milli {
 			n1 += 10
 		}
 		s.at = append(s.at, at)
@@ -67,15 +67,15 @@ func TestNewProgressAndMeasure(t *testing.T) {
 	assert.Equal(t, time.Duration(0), p.first)
 	assert.Equal(t, 3*time.Second, p.last)
 
-	w := p.measure(500*ms, 2*time.Second)
-	assert.Equal(t, window{pause: 1500 * ms, worst: 1, slow: 1}, w)
+	w := p.measure(500*milli, 2*time.Second)
+	assert.Equal(t, window{pause: 1500 * milli, worst: 1, slow: 1}, w)
 
-	quiet := p.measure(200*ms, 900*ms)
-	assert.Equal(t, window{pause: 100 * ms}, quiet)
+	quiet := p.measure(200*milli, 900*milli)
+	assert.Equal(t, window{pause: 100 * milli}, quiet)
 
-	gaps := p.gapsWithin(0, 900*ms)
-	assert.Len(t, gaps, 16) // partition 0: 100..900 ms, 8 gaps; partition 1 the same
-	assert.Equal(t, 100*ms, median(gaps))
+	gaps := p.gapsWithin(0, 900*milli)
+	assert.Len(t, gaps, 16) // partition 0: 100..900 milli, 8 gaps; partition 1 the same
+	assert.Equal(t, 100*milli, median(gaps))
 }
 
 func TestNewProgressEmpty(t *testing.T) {
@@ -85,7 +85,7 @@ func TestNewProgressEmpty(t *testing.T) {
 
 func TestMedian(t *testing.T) {
 	assert.Equal(t, time.Duration(0), median(nil))
-	assert.Equal(t, 2*ms, median(msList(3, 1, 2)))
+	assert.Equal(t, 2*milli, median(msList(3, 1, 2)))
 	assert.Equal(t, 2500*time.Microsecond, median(msList(4, 1, 2, 3)))
 	assert.InDelta(t, 1.5, medianInt([]int{2, 1}), 0)
 	assert.InDelta(t, 4.0, medianInt([]int{4, 0, 12}), 0)

@@ -2,21 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
-	"image/color"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/testbed"
@@ -41,14 +32,16 @@ type report struct {
 	machine, postgres, code string
 	distinctKeys            int
 
-	ceiling  []ceilingResult
-	points   []pointResult
-	naive    []naiveResult
-	dbz      []dbzResult
-	memory   []pointResult
-	phases   []string
-	noise    []string
-	failures []string
+	ceiling   []ceilingResult
+	points    []pointResult
+	naive     []naiveResult
+	dbz       []dbzResult
+	memory    []pointResult
+	drain     *drainResult
+	rebalance *rebalanceResult
+	phases    []string
+	noise     []string
+	failures  []string
 }
 
 func (r *report) timing(phase string, d time.Duration) {
@@ -121,13 +114,49 @@ func (r *report) markdown(base string) string {
 	w("- Broker: Kafka at %s (single node, same machine); every process below shares the same CPUs", os.Getenv("KAFKA_BROKERS"))
 	w("- Code: %s", r.code)
 	w("- Data: %d records per topic, keys drawn uniformly (fixed seed) from %d (%d distinct), values ~%d-byte JSON, no tombstones; one topic per partition count %v, the same records in each", o.records, o.keys, r.distinctKeys, dataset.ValueSize, o.partitions)
+	if len(o.env) > 0 {
+		w("- Every worker's settings: defaults except %s (and what each scenario sets)", strings.Join(o.env, " "))
+	}
 	w("- Sweep: %s; latency runs of %s at half each point's drain rate; naive consumer for %s", map[bool]string{true: "full", false: "default subset (-full for all)"}[o.full], o.latency, o.naiveTime)
 	w("- Time: %.0f s in all (%s)", r.total.Seconds(), strings.Join(r.phases, ", "))
 	w("- Files: %s.csv (every figure), %s-throughput.png", base, base)
 	w("")
 
-	w("### 1. Ceiling: the writer's unnest upsert straight into PostgreSQL")
-	w("")
+	section := func(scenario, title string) bool {
+		if !o.scenarios[scenario] {
+			return false
+		}
+		w("### %s", title)
+		w("")
+		return true
+	}
+	if section("ceiling", "1. Ceiling: the writer's unnest statement straight into PostgreSQL") {
+		r.ceilingSection(w)
+	}
+	if section("sweep", "2. sinkworker sweep") {
+		r.sweepSection(w)
+	}
+	if section("naive", "3. Naive consumer (bench/naive)") {
+		r.naiveSection(w)
+	}
+	if section("debezium", "4. Kafka Connect standalone + Debezium JDBC sink "+debeziumVersion) {
+		r.debeziumSection(w)
+	}
+	if section("memory", "5. Memory with default settings (16 partitions, POOL 16, BATCH 5000)") {
+		r.memorySection(w)
+	}
+	if section("drain", "6. Drain: one worker with its defaults against the ceiling, start-up left out") {
+		r.drainSection(w)
+	}
+	if o.scenarios["rebalance"] && r.rebalance != nil {
+		r.rebalance.markdown(w)
+	}
+	r.tail(w)
+	return b.String()
+}
+
+func (r *report) ceilingSection(w func(string, ...any)) {
+	o := r.o
 	w("Per partition count, the records of that topic (keys fall into partitions as the producer put them, so in-batch de-duplication differs: rows written below), batches of 5000 consecutive records of one partition de-duplicated as the writer does, one transaction per batch, connection i writes partitions p with p %% conns == i, from memory, after a CHECKPOINT. records/s counts records, as the sink's figures do.")
 	w("")
 	w("| partitions | connections | rows written | time | records/s |")
@@ -136,9 +165,10 @@ func (r *report) markdown(base string) string {
 		w("| %d | %d | %d | %.2f s | %.0f |", c.parts, c.conns, c.rows, c.time.Seconds(), c.rate(o.records))
 	}
 	w("")
+}
 
-	w("### 2. sinkworker sweep")
-	w("")
+func (r *report) sweepSection(w func(string, ...any)) {
+	o := r.o
 	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. After start-up: records committed after the first poll showing a commit, over the time since. CPU: user+system of all worker processes; RSS: the largest worker's peak resident set (VmHWM, read before SIGTERM). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
 	w("")
 	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
@@ -154,10 +184,10 @@ func (r *report) markdown(base string) string {
 			p.rate(), ratio, steady, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
 	}
 	w("")
+}
 
-	w("### 3. Naive consumer (bench/naive)")
-	w("")
-	w("One process, one consumer thread per partition, one shared pool of 10 opened eagerly (HikariCP's default), one transaction per record, Kafka commit after each poll. It runs for %s (or until every record is applied); records/s from the first applied record.", o.naiveTime)
+func (r *report) naiveSection(w func(string, ...any)) {
+	w("One process, one consumer thread per partition, one shared pool of 10 opened eagerly (HikariCP's default), one transaction per record, Kafka commit after each poll. It runs for %s (or until every record is applied); records/s from the first applied record.", r.o.naiveTime)
 	w("")
 	w("| partitions | consumer threads | pool | records applied | records/s | peak conns | CPU s | max RSS MiB |")
 	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -165,11 +195,11 @@ func (r *report) markdown(base string) string {
 		w("| %d | %d | %d | %d | %.0f | %d | %.1f | %.0f |", n.parts, n.consumers, n.pool, n.records, n.rate(), n.peakConns, n.cpu.Seconds(), mib(n.maxRSS))
 	}
 	w("")
+}
 
-	w("### 4. Kafka Connect standalone + Debezium JDBC sink %s", debeziumVersion)
-	w("")
-	if !o.debezium || !o.scenarios["debezium"] {
-		w("Not run (-debezium=false or not in -scenarios).")
+func (r *report) debeziumSection(w func(string, ...any)) {
+	if !r.o.debezium {
+		w("Not run (-debezium=false).")
 	} else {
 		w("connect-runtime/connect-json 4.3.1 (bench/connect/pom.xml), plugin io.debezium:debezium-connector-jdbc:%s:tar.gz:plugin on plugin.path; JsonConverter with schemas.enable=true on a topic with the same records (same partitions and offsets) in the JSON-with-schema envelope (key struct {key}, value struct {value: io.debezium.data.Json, kafka_partition, kafka_offset, kafka_timestamp: ZonedTimestamp}); insert.mode=upsert, primary.key.mode=record_key into a table of the sink's shape; offset.flush.interval.ms=1000; JVM -Xmx1g. Done when the table holds every key at its highest offset (polled every 250 ms).", debeziumVersion)
 		w("")
@@ -185,9 +215,10 @@ func (r *report) markdown(base string) string {
 		}
 	}
 	w("")
+}
 
-	w("### 5. Memory with default settings (16 partitions, POOL 16, BATCH 5000)")
-	w("")
+func (r *report) memorySection(w func(string, ...any)) {
+	o := r.o
 	if len(r.memory) == 0 {
 		w("Not run.")
 	} else {
@@ -207,7 +238,35 @@ func (r *report) markdown(base string) string {
 		}
 	}
 	w("")
+}
 
+// drainSection is the drain scenario's table: the figure bench/drain used
+// to give, the worker's rate against the ceiling with start-up left out.
+func (r *report) drainSection(w func(string, ...any)) {
+	d := r.drain
+	if d == nil {
+		w("Failed (see below).")
+		w("")
+		return
+	}
+	n := int64(d.records)
+	w("The worker binary with its defaults (upsert unless -env SINK_MODE=insert; POOL_MAX_CONNS %d, BATCH_MAX_RECORDS 5000) drains the pre-produced %d-partition topic into a fresh table (time from start until sink_offsets covers every record; after start-up: from the first poll showing a commit), then the same rows go straight into PostgreSQL, %d connections (one per partition), batches of 5000 consecutive records of one partition de-duplicated as the writer does, after a CHECKPOINT: the write statement alone per batch (the ceiling), and the writer's whole transaction (lock the sink_offsets row, write, advance it). Every table is checked against what the records imply.", d.pool, d.parts, d.parts)
+	w("")
+	w("| figure | time | records/s | sink / this |")
+	w("| --- | ---: | ---: | ---: |")
+	ceil, tx := rate(n, d.ceiling), rate(n, d.writerTx)
+	w("| **sink drain**, worker start to every offset in sink_offsets | %.2f s | **%.0f** | |", d.drain.Seconds(), d.rate())
+	w("| sink after start-up (first commit seen at %.2f s) | %.2f s | %.0f | |", d.firstCommit.Seconds(), (d.drain - d.firstCommit).Seconds(), d.steadyRate())
+	w("| **ceiling**: write statement alone, %d rows | %.2f s | **%.0f** | **%.2f** (after start-up **%.2f**) |", d.rows, d.ceiling.Seconds(), ceil, d.rate()/ceil, d.steadyRate()/ceil)
+	w("| ceiling with the writer's whole transaction | %.2f s | %.0f | %.2f (after start-up %.2f) |", d.writerTx.Seconds(), tx, d.rate()/tx, d.steadyRate()/tx)
+	w("")
+	w("Peak connections %d; longest time without progress after the first commit %.2f s; CPU %.1f s; max RSS %.0f MiB; worker log %d lines at LOG_LEVEL=warn; exit 0 after SIGTERM.",
+		d.peakConns, d.stall.Seconds(), d.cpu.Seconds(), mib(d.maxRSS), d.logLines)
+	w("")
+}
+
+// tail is the summary, the reruns and the failures.
+func (r *report) tail(w func(string, ...any)) {
 	w("### Summary")
 	w("")
 	for _, line := range r.summary() {
@@ -233,11 +292,15 @@ func (r *report) markdown(base string) string {
 		w("")
 	}
 	w("Every process (broker, PostgreSQL, the harness, the system under test) runs on the same %d CPUs: figures compare designs on this machine, not absolute capacity. Run-to-run variation on such a machine is easily 10-30%%.", runtime.NumCPU())
-	return b.String()
 }
 
 func (r *report) summary() []string {
 	var out []string
+	if d := r.drain; d != nil {
+		ceil := rate(int64(d.records), d.ceiling)
+		out = append(out, fmt.Sprintf("**drain / ceiling** at %d partitions: **%.2f**, after start-up **%.2f** (%.0f and %.0f / %.0f records/s)",
+			d.parts, d.rate()/ceil, d.steadyRate()/ceil, d.rate(), d.steadyRate(), ceil))
+	}
 	// sink / ceiling, for every partition count, the default settings.
 	for _, P := range r.o.partitions {
 		p, ok := r.reference(P)
@@ -328,103 +391,4 @@ func cmpF(a, b float64) int {
 		return 1
 	}
 	return 0
-}
-
-func (r *report) csv() [][]string {
-	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts", "first_commit_s", "steady_records_per_s"}}
-	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
-	i := strconv.Itoa
-	for _, c := range r.ceiling {
-		rows = append(rows, []string{"ceiling", i(c.parts), "", i(c.conns), "5000", "unnest upsert, " + i(c.rows) + " rows", i(r.o.records), f(c.time.Seconds()), f(c.rate(r.o.records)), i(c.conns), "", "", "", "", "", i(c.attempts)})
-	}
-	for _, p := range r.points {
-		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), i(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
-			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts), f(p.firstCommit.Seconds()), f(p.steadyRate())})
-	}
-	for _, n := range r.naive {
-		rows = append(rows, []string{"naive", i(n.parts), "1", i(n.pool), "1", "one tx per record", strconv.FormatInt(n.records, 10), f(n.seconds), f(n.rate()), i(n.peakConns), f(n.cpu.Seconds()), f(mib(n.maxRSS)), "", "", "", i(n.attempts)})
-	}
-	for _, d := range r.dbz {
-		rows = append(rows, []string{"debezium-" + d.name, i(d.parts), "", "", "", d.settings, i(d.records), f(d.total.Seconds()), f(d.rate()), i(d.peakConns), f(d.cpu.Seconds()), f(mib(d.maxRSS)), "", "", "", i(d.attempts)})
-	}
-	for _, m := range r.memory {
-		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), i(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
-	}
-	return rows
-}
-
-// plotThroughput: records/s against database connections, the ceiling and
-// one line per partition count (single worker, batch 5000).
-func (r *report) plotThroughput(path string) error {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Drain of %d records: records/s vs connections", r.o.records)
-	p.X.Label.Text = "database connections (POOL_MAX_CONNS, capped by partitions)"
-	p.Y.Label.Text = "records/s"
-	p.Legend.Top = true
-	var lines []any
-	for _, P := range r.o.partitions {
-		xy := plotter.XYs{}
-		for _, c := range r.ceiling {
-			if c.parts == P {
-				xy = append(xy, plotter.XY{X: float64(c.conns), Y: c.rate(r.o.records)})
-			}
-		}
-		if len(xy) > 0 {
-			lines = append(lines, fmt.Sprintf("ceiling (DB only), %d partitions", P), xy)
-		}
-		xy = plotter.XYs{}
-		for _, pt := range r.points {
-			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 {
-				xy = append(xy, plotter.XY{X: float64(pt.pool), Y: pt.rate()})
-			}
-		}
-		if len(xy) > 0 {
-			lines = append(lines, fmt.Sprintf("sinkworker, %d partitions", P), xy)
-		}
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return err
-	}
-	for _, n := range r.naive {
-		s, err := plotter.NewScatter(plotter.XYs{{X: float64(n.peakConns), Y: n.rate()}})
-		if err == nil {
-			s.Color = color.RGBA{R: 200, A: 255}
-			p.Add(s)
-			p.Legend.Add(fmt.Sprintf("naive, %d partitions", n.parts), s)
-		}
-	}
-	p.Y.Min = 0
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
-}
-
-func (r *report) write(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	base := filepath.Join(dir, r.started.Format("2006-01-02")+"-"+r.o.name)
-	md := r.markdown(filepath.Base(base))
-	fmt.Println()
-	fmt.Print(md)
-	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-		return err
-	}
-	f, err := os.Create(base + ".csv")
-	if err != nil {
-		return err
-	}
-	cw := csv.NewWriter(f)
-	_ = cw.WriteAll(r.csv())
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := r.plotThroughput(base + "-throughput.png"); err != nil {
-		logf("plot: %v", err)
-	}
-	logf("results: %s.md, .csv, -throughput.png", base)
-	return nil
 }

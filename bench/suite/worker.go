@@ -50,6 +50,7 @@ type pointResult struct {
 	drain       time.Duration // first worker start to every offset in sink_offsets
 	firstCommit time.Duration // start to the first poll showing a commit
 	firstCount  int64         // records committed at that poll
+	stall       time.Duration // longest time without progress after the first commit
 	peakConns   int
 	cpu         time.Duration // all worker processes, user+system
 	maxRSS      int64         // largest peak RSS of one worker process, bytes
@@ -83,12 +84,12 @@ func sum(xs []int64) (s int64) {
 // runPoint drains the point's pre-produced topic with fresh group and table,
 // then (latency > 0) measures end-to-end latency on a fresh topic at half
 // the drain rate. Retrying on disturbance is the caller's.
-func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *dataset.Layout, env []string, latency time.Duration) (pointResult, error) {
+func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *dataset.Layout, latency time.Duration) (pointResult, error) {
 	s := b.s
 	r := pointResult{point: pt, records: d.N}
 	id, group, table := b.fresh()
 	defer b.forget(table, group)
-	extra := append([]string{"POOL_MAX_CONNS=" + strconv.Itoa(pt.pool), "BATCH_MAX_RECORDS=" + strconv.Itoa(pt.batch)}, env...)
+	extra := append([]string{"POOL_MAX_CONNS=" + strconv.Itoa(pt.pool), "BATCH_MAX_RECORDS=" + strconv.Itoa(pt.batch)}, b.o.env...)
 	if _, err := s.db.Exec(ctx, "CHECKPOINT"); err != nil {
 		return r, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -103,6 +104,8 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	lastPrint := time.Now()
+	var lastProgress time.Time
+	var prev int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,7 +127,11 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 			r.peakConns = max(r.peakConns, c)
 			committed, elapsed := sum(next), now.Sub(start)
 			if committed > 0 && r.firstCommit == 0 {
-				r.firstCommit, r.firstCount = elapsed, committed
+				r.firstCommit, r.firstCount, lastProgress = elapsed, committed, now
+			}
+			if committed > prev && r.firstCommit > 0 {
+				r.stall = max(r.stall, now.Sub(lastProgress))
+				lastProgress, prev = now, committed
 			}
 			if committed >= total {
 				r.drain = elapsed
@@ -150,7 +157,7 @@ drained:
 			return r, fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
 		}
 	}
-	if err := checkTable(ctx, s, table, d, l); err != nil {
+	if err := b.checkTable(ctx, table, d, l); err != nil {
 		return r, err
 	}
 	if latency > 0 {
@@ -204,7 +211,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 		return err
 	}
 	// The table and offsets exist before the first poll.
-	if err := sinkdb.EnsureTable(ctx, s.db, topic, table); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, b.mode()); err != nil {
 		return err
 	}
 	procs, err := b.startWorkers(r.workers, topic, group, table, id, extra)

@@ -18,7 +18,7 @@ func TestBatches(t *testing.T) {
 		l.Part[i], l.Off[i] = p, int64(len(l.ByPart[p]))
 		l.ByPart[p] = append(l.ByPart[p], i)
 	}
-	perPart, rows := Batches(d, l, 200)
+	perPart, rows := Batches(d, l, 200, false)
 	require.Len(t, perPart, 2)
 	total := 0
 	for p, bs := range perPart {
@@ -36,6 +36,10 @@ func TestBatches(t *testing.T) {
 		}
 	}
 	assert.Equal(t, total, rows)
+
+	perPart, rows = Batches(d, l, 200, true)
+	assert.Equal(t, d.N, rows, "insert mode keeps every record")
+	assert.Len(t, perPart[1][2].keys, 100)
 }
 
 func TestShare(t *testing.T) {
@@ -64,4 +68,5 @@ func TestConfigValidate(t *testing.T) {
 		assert.Contains(t, err.Error(), field)
 	}
 	assert.NoError(t, Config{Table: "t", Conns: 1}.validate())
+	assert.ErrorContains(t, Config{Table: "t", Conns: 1, Insert: true}.validate(), "Insert needs Topic")
 }

@@ -14,13 +14,11 @@ import (
 type Tx int
 
 const (
-	// Statement sends the upsert alone, in its implicit transaction: one
-	// round trip per batch.
+	// Statement sends the write statement alone, in its implicit
+	// transaction: one round trip per batch.
 	Statement Tx = iota
-	// Upsert wraps the upsert in BEGIN and COMMIT.
-	Upsert
 	// Writer is the writer's whole transaction: BEGIN, lock the group's
-	// sink_offsets row, upsert, advance the row to the batch's end, COMMIT.
+	// sink_offsets row, write, advance the row to the batch's end, COMMIT.
 	Writer
 )
 
@@ -30,7 +28,7 @@ type Config struct {
 	DSN string
 	// App is the connections' application_name.
 	App string
-	// Table is the upsert table; it must exist (sinkdb.EnsureTable).
+	// Table is the table; it must exist (sinkdb.EnsureTable).
 	Table string
 	// Conns is how many connections write, at least 1: connection i writes
 	// the batches of partitions p with p % Conns == i, taking one batch of
@@ -39,8 +37,10 @@ type Config struct {
 	// Tx is what each batch's transaction holds; Statement by default.
 	Tx Tx
 	// Group and Topic name the sink_offsets rows that Writer locks and
-	// advances; required with Writer.
+	// advances; required with Writer. Insert writes the rows in the
+	// writer's insert mode (Table in its shape), which needs Topic too.
 	Group, Topic string
+	Insert       bool
 }
 
 func (c Config) validate() error {
@@ -53,6 +53,9 @@ func (c Config) validate() error {
 	}
 	if c.Tx == Writer && (c.Group == "" || c.Topic == "") {
 		errs = append(errs, errors.New("ceiling: Tx Writer needs Group and Topic"))
+	}
+	if c.Insert && c.Topic == "" {
+		errs = append(errs, errors.New("ceiling: Insert needs Topic"))
 	}
 	return errors.Join(errs...)
 }
@@ -86,8 +89,9 @@ func Write(ctx context.Context, c Config, perPart [][]Batch) (time.Duration, err
 	if _, err := conns[0].Exec(ctx, "CHECKPOINT"); err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
-	upsert := fmt.Sprintf(upsertSQL, pgx.Identifier{c.Table}.Sanitize())
 	work := share(perPart, c.Conns)
+	var sql stmts
+	sql.lock, sql.write, sql.advance = statements(c.Table, c.Insert)
 
 	var (
 		wg   sync.WaitGroup
@@ -97,7 +101,7 @@ func Write(ctx context.Context, c Config, perPart [][]Batch) (time.Duration, err
 	for i, cn := range conns {
 		wg.Go(func() {
 			for _, b := range work[i] {
-				if err := c.write(ctx, cn, upsert, b); err != nil {
+				if err := c.write(ctx, cn, sql, b); err != nil {
 					errs[i] = fmt.Errorf("ceiling %s[%d] batch ending %d: %w", c.Table, b.part, b.next, err)
 					return
 				}
@@ -138,10 +142,17 @@ func share(perPart [][]Batch, conns int) [][]Batch {
 	return work
 }
 
+// stmts are the writer's statements for the table (see statements).
+type stmts struct{ lock, write, advance string }
+
 // write applies one batch in one transaction, as c.Tx says.
-func (c Config) write(ctx context.Context, cn *pgx.Conn, upsert string, b Batch) error {
+func (c Config) write(ctx context.Context, cn *pgx.Conn, sql stmts, b Batch) error {
+	args := []any{b.part, b.keys, b.values, b.offsets, b.timestamps}
+	if c.Insert {
+		args = append([]any{c.Topic}, args...)
+	}
 	if c.Tx == Statement {
-		_, err := cn.Exec(ctx, upsert, b.part, b.keys, b.values, b.offsets, b.timestamps)
+		_, err := cn.Exec(ctx, sql.write, args...)
 		return err
 	}
 	tx, err := cn.Begin(ctx)
@@ -151,15 +162,15 @@ func (c Config) write(ctx context.Context, cn *pgx.Conn, upsert string, b Batch)
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	if c.Tx == Writer {
 		var next int64
-		if err := tx.QueryRow(ctx, lockSQL, c.Group, c.Topic, b.part).Scan(&next); err != nil {
+		if err := tx.QueryRow(ctx, sql.lock, c.Group, c.Topic, b.part).Scan(&next); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, upsert, b.part, b.keys, b.values, b.offsets, b.timestamps); err != nil {
+	if _, err := tx.Exec(ctx, sql.write, args...); err != nil {
 		return err
 	}
 	if c.Tx == Writer {
-		if _, err := tx.Exec(ctx, advanceSQL, c.Group, c.Topic, b.part, b.next); err != nil {
+		if _, err := tx.Exec(ctx, sql.advance, c.Group, c.Topic, b.part, b.next); err != nil {
 			return err
 		}
 	}

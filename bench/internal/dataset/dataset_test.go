@@ -53,7 +53,10 @@ func TestExpected(t *testing.T) {
 	d := &Dataset{N: 4, keyIdx: []int32{7, 8, 7, 7}, points: make([]int32, 4)}
 	l := &Layout{Parts: 2, Part: []int32{0, 1, 0, 0}, Off: []int64{0, 0, 1, 2}}
 	require.NoError(t, l.index(d.N, map[int32]int64{0: 3, 1: 1}))
-	rows, sum := l.Expected(d)
+	rows, sum := l.Expected(d, false)
 	assert.Equal(t, 2, rows, "one row per distinct key")
 	assert.Equal(t, int64(2+0), sum, "key 7 at its highest offset 2, key 8 at 0")
+	rows, sum = l.Expected(d, true)
+	assert.Equal(t, 4, rows, "insert mode: one row per record")
+	assert.Equal(t, int64(0+1+2+0), sum, "every offset of both partitions")
 }

@@ -110,11 +110,18 @@ func (l *Layout) index(n int, ends map[int32]int64) error {
 	return nil
 }
 
-// Expected is what an upsert table must hold once every record of d, laid
-// out as l, is applied: one row per distinct key, the one of its highest
-// offset (a key always maps to the same partition). It returns the row
-// count and the sum of their offsets.
-func (l *Layout) Expected(d *Dataset) (rows int, offsetSum int64) {
+// Expected is what a table must hold once every record of d, laid out as
+// l, is applied: in upsert mode one row per distinct key, the one of its
+// highest offset (a key always maps to the same partition); in insert mode
+// (insert) one row per record. It returns the row count and the sum of
+// their offsets.
+func (l *Layout) Expected(d *Dataset, insert bool) (rows int, offsetSum int64) {
+	if insert {
+		for _, idx := range l.ByPart {
+			offsetSum += int64(len(idx)) * int64(len(idx)-1) / 2 // offsets 0..len-1
+		}
+		return d.N, offsetSum
+	}
 	last := map[int32]int32{}
 	for p := range l.ByPart {
 		for _, i := range l.ByPart[p] {

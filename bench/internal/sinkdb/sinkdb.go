@@ -2,7 +2,7 @@
 // sinkworker's state in PostgreSQL: how far a group has got (its
 // sink_offsets rows), the connections an application holds
 // (pg_stat_activity), whether an upsert table holds what the records
-// imply, and a table of the sink's upsert shape. db is the harness's
+// imply, and a table of the sink's shape. db is the harness's
 // *pgx.Conn or *pgxpool.Pool.
 package sinkdb
 
@@ -56,7 +56,7 @@ func Conns(ctx context.Context, db DB, pattern string) (int, error) {
 	return n, err
 }
 
-// Check compares an upsert table with what the records imply (see
+// Check compares a table with what the records imply (see
 // dataset.Layout.Expected): wantRows rows, their kafka_offsets summing to
 // wantSum.
 func Check(ctx context.Context, db DB, table string, wantRows int, wantSum int64) error {
@@ -73,13 +73,14 @@ func Check(ctx context.Context, db DB, table string, wantRows int, wantSum int64
 	return nil
 }
 
-// EnsureTable creates table in the sink's upsert shape, and sink_offsets,
-// as a worker consuming topic would (sink.EnsureTables).
+// EnsureTable creates table in the sink's shape for mode (sink.ModeUpsert
+// or sink.ModeInsert), and sink_offsets, as a worker consuming topic would
+// (sink.EnsureTables).
 func EnsureTable(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
-}, topic, table string) error {
+}, topic, table, mode string) error {
 	return sink.EnsureTables(ctx, db, sink.Config{Topics: []string{topic}, TableMap: map[string]string{topic: table},
-		Mode: sink.ModeUpsert, OffsetsTable: "sink_offsets"})
+		Mode: mode, OffsetsTable: "sink_offsets"})
 }
 
 // UndefinedTable reports SQLSTATE 42P01: sink_offsets does not exist until

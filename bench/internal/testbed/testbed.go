@@ -73,7 +73,7 @@ func Code(ctx context.Context, root string) (commit string, changed []string) {
 	return strings.TrimSpace(string(rev)), changed
 }
 
-// Command is the command line that runs pkg (e.g. "./bench/drain") with
+// Command is the command line that runs pkg (e.g. "./bench/suite") with
 // args, quoted for a POSIX shell where needed.
 func Command(pkg string, args []string) string {
 	parts := []string{"go", "run", pkg}

@@ -7,9 +7,9 @@ import (
 )
 
 func TestCommand(t *testing.T) {
-	assert.Equal(t, "go run ./bench/drain", Command("./bench/drain", nil))
-	assert.Equal(t, `go run ./bench/drain -records 20000 -env 'A=b c' 'it'\''s'`,
-		Command("./bench/drain", []string{"-records", "20000", "-env", "A=b c", "it's"}))
+	assert.Equal(t, "go run ./bench/suite", Command("./bench/suite", nil))
+	assert.Equal(t, `go run ./bench/suite -records 20000 -env 'A=b c' 'it'\''s'`,
+		Command("./bench/suite", []string{"-records", "20000", "-env", "A=b c", "it's"}))
 }
 
 func TestHumanKB(t *testing.T) {

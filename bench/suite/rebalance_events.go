@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sinkworker/sinkworker/bench/internal/proc"
+	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
+
+// producerKeys is the rebalance producer's key space: keys repeat, as
+// upserts expect, and spread over every partition.
+const producerKeys = 20_000
 
 // Event kinds.
 const (
@@ -25,18 +32,18 @@ type event struct {
 	waited   time.Duration // wait before it until the group was settled
 	group    string        // the group at the end of the window, as the broker describes it
 	exit     time.Duration // leave: SIGTERM to the process's exit
-	windows  []window      // per fleet, filled in by report.finish
+	windows  []window      // per fleet, filled in by finish
 }
 
-// span is the event's window: from a second before it to -settle after.
+// span is the event's window: from a second before it to -rebalance-settle after.
 func (e event) span(settle time.Duration) (from, to time.Duration) {
 	return e.at - time.Second, e.at + settle
 }
 
 // quiet is the baseline window of a round: both fleets settled, then
-// 1 s + -settle without any event, measured like an event at its second
+// 1 s + settle without any event, measured like an event at its second
 // second.
-func (h *harness) quiet(ctx context.Context, round int) error {
+func (h *rebalancer) quiet(ctx context.Context, round int) error {
 	var waited time.Duration
 	for _, f := range h.fleets {
 		w, err := h.settled(ctx, f, 2, time.Minute)
@@ -54,8 +61,8 @@ func (h *harness) quiet(ctx context.Context, round int) error {
 }
 
 // join starts f's third worker once f is settled with two, and waits
-// -settle.
-func (h *harness) join(ctx context.Context, f *fleet, round int) error {
+// settle.
+func (h *rebalancer) join(ctx context.Context, f *fleet, round int) error {
 	waited, err := h.settled(ctx, f, 2, time.Minute)
 	if err != nil {
 		return err
@@ -73,8 +80,8 @@ func (h *harness) join(ctx context.Context, f *fleet, round int) error {
 }
 
 // leave sends SIGTERM to f's third worker once f is settled with three,
-// waits -settle and checks that the worker exited 0.
-func (h *harness) leave(ctx context.Context, f *fleet, round int) error {
+// waits settle and checks that the worker exited 0.
+func (h *rebalancer) leave(ctx context.Context, f *fleet, round int) error {
 	waited, err := h.settled(ctx, f, 3, time.Minute)
 	if err != nil {
 		return err
@@ -112,19 +119,18 @@ func (h *harness) leave(ctx context.Context, f *fleet, round int) error {
 }
 
 // describe is f's group for the report, or why it could not be read.
-func (h *harness) describe(ctx context.Context, f *fleet) string {
-	a, err := f.describe(ctx, h.s.adm)
+func (h *rebalancer) describe(ctx context.Context, f *fleet) string {
+	a, err := f.describe(ctx, h.b.s.adm)
 	if err != nil {
 		return "describe failed: " + err.Error()
 	}
 	return a.String()
 }
 
-// record keeps e and logs what the observations so far say of it (the
-// report measures again at the end, when the gaps running past the window
-// have closed).
-func (h *harness) record(e event) {
-	h.rep.events = append(h.rep.events, e)
+// record keeps e and logs what the observations so far say of it (finish
+// measures again, when the gaps running past the window have closed).
+func (h *rebalancer) record(e event) {
+	h.res.events = append(h.res.events, e)
 	from, to := e.span(h.o.settle)
 	var parts []string
 	for _, f := range h.fleets {
@@ -138,27 +144,118 @@ func (h *harness) record(e event) {
 			parts = append(parts, fmt.Sprintf("%s meanwhile %s", f.protocol, w.brief()))
 		}
 	}
-	line := fmt.Sprintf("round %d/%d  %s", e.round, h.o.rounds, strings.Join(parts, "; "))
-	if e.protocol == "" {
-		line = fmt.Sprintf("round %d/%d  quiet: %s", e.round, h.o.rounds, strings.Join(parts, "; "))
-	}
+	line := fmt.Sprintf("    round %d/%d  %s", e.round, h.o.rounds, strings.Join(parts, "; "))
 	if e.exit > 0 {
 		line += fmt.Sprintf("; exited 0 %s after SIGTERM", e.exit.Round(time.Millisecond))
 	}
 	if e.group != "" {
 		line += "; group " + e.group
 	}
-	if e.waited >= 500*time.Millisecond {
-		line += fmt.Sprintf(" (waited %s to settle before)", e.waited.Round(100*time.Millisecond))
-	}
 	logf("%s", line)
 }
 
-// brief is e.g. "3.45 s (partition 7, 4 > 1 s)".
+// brief is e.g. "3.45 s (p7, 4 > 1 s)".
 func (w window) brief() string {
 	s := fmt.Sprintf("%.2f s (p%d, %d > 1 s)", w.pause.Seconds(), w.worst, w.slow)
 	if w.censored {
 		s = ">= " + s
 	}
 	return s
+}
+
+// recorder polls sink_offsets for every fleet's group and keeps what it
+// read. Start run in a goroutine; cancelling its ctx stops it. Its methods
+// are safe for concurrent use.
+type recorder struct {
+	db     sinkdb.DB // the harness's pool: it reconnects after a PostgreSQL restart
+	start  time.Time // the zero of every time in the series
+	every  time.Duration
+	fleets []*fleet
+
+	mu      sync.Mutex
+	series  []series // per fleet, in the order of fleets
+	polls   int
+	errs    int
+	lastErr string
+	slowest time.Duration // longest time between two consecutive polls
+}
+
+// run polls until ctx is done.
+func (r *recorder) run(ctx context.Context) {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	var prev time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.mu.Lock()
+			if !prev.IsZero() {
+				r.slowest = max(r.slowest, now.Sub(prev))
+			}
+			r.polls++
+			r.mu.Unlock()
+			prev = now
+		}
+		for i, f := range r.fleets {
+			at := time.Since(r.start)
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			next, err := sinkdb.Next(qctx, r.db, f.group, f.topic, f.parts)
+			cancel()
+			r.mu.Lock()
+			if err != nil {
+				r.errs++
+				r.lastErr = err.Error()
+			} else {
+				r.series[i].at = append(r.series[i].at, at)
+				r.series[i].next = append(r.series[i].next, next)
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// snapshot is what fleet i's series holds now.
+func (r *recorder) snapshot(i int) series {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return series{at: r.series[i].at, next: r.series[i].next}
+}
+
+// progress is fleet i's advances so far.
+func (r *recorder) progress(i int) progress {
+	return newProgress(r.snapshot(i), r.fleets[i].parts)
+}
+
+// now is the time since the recorder's zero.
+func (r *recorder) now() time.Duration { return time.Since(r.start) }
+
+// stats are the poll counts and errors, for the report.
+func (r *recorder) stats() (polls, errs int, lastErr string, slowest time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.polls, r.errs, r.lastErr, r.slowest
+}
+
+// writeCSV saves every observation: elapsed_ms, protocol, then next_offset
+// per partition.
+func (r *recorder) writeCSV(path string) error {
+	var b strings.Builder
+	b.WriteString("elapsed_ms,protocol")
+	for p := range r.fleets[0].parts {
+		fmt.Fprintf(&b, ",p%d", p)
+	}
+	b.WriteString("\n")
+	for i, fl := range r.fleets {
+		s := r.snapshot(i)
+		for j, at := range s.at {
+			fmt.Fprintf(&b, "%d,%s", at.Milliseconds(), fl.protocol)
+			for _, n := range s.next[j] {
+				fmt.Fprintf(&b, ",%d", n)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

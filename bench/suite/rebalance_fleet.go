@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -18,12 +16,12 @@ import (
 
 // fleet is one group protocol's topic, group, table and worker processes:
 // two that run from the warm-up to the end and, between a join and the
-// next leave, a third. Only the harness's main goroutine uses it.
+// next leave, a third. Only the rebalancer's goroutine uses it.
 type fleet struct {
 	protocol            string // sink.GroupProtocolClassic or sink.GroupProtocolConsumer
 	index               int    // its series in the recorder
 	topic, group, table string
-	parts               int
+	parts, id           int
 	env                 []string // the workers' environment without SINK_MEMBER
 	bin, dir            string   // the worker binary; where the logs go
 
@@ -32,33 +30,11 @@ type fleet struct {
 	procs []*proc.Proc
 }
 
-// newFleet names the protocol's topic, group and table after the run's
-// stamp and builds the workers' environment: the run's settings, the group
-// protocol, then extra (-env) minus KAFKA_SESSION_TIMEOUT under consumer,
-// where the worker refuses it.
-func newFleet(s *services, protocol string, index, parts int, stamp int64, bin, dir string, extra []string) *fleet {
-	f := &fleet{
-		protocol: protocol, index: index, parts: parts, bin: bin, dir: dir,
-		topic: fmt.Sprintf("bench-rebalance-%s-%d", protocol, stamp),
-		group: fmt.Sprintf("bench-rebalance-%s-%d", protocol, stamp),
-		table: fmt.Sprintf("bench_rebalance_%s_%d", protocol, stamp),
-	}
-	own := []string{"KAFKA_GROUP_PROTOCOL=" + protocol}
-	for _, kv := range extra {
-		if protocol == sink.GroupProtocolConsumer && strings.HasPrefix(kv, "KAFKA_SESSION_TIMEOUT=") {
-			continue
-		}
-		own = append(own, kv)
-	}
-	f.env = proc.WorkerEnv(os.Environ(), s.brokers, s.dsn, f.topic, f.group, f.table, own...)
-	return f
-}
-
 // start runs a worker named member (SINK_MEMBER), its log in the fleet's
 // directory.
 func (f *fleet) start(member string) (*proc.Proc, error) {
 	env := append(slices.Clip(f.env), "SINK_MEMBER="+member)
-	p, err := proc.Start(f.bin, nil, env, filepath.Join(f.dir, member+".log"))
+	p, err := proc.Start(f.bin, nil, env, filepath.Join(f.dir, fmt.Sprintf("%s-%d.log", member, f.id)))
 	if err != nil {
 		return nil, err
 	}
@@ -72,23 +48,6 @@ func (f *fleet) member(n, r int) string {
 		return fmt.Sprintf("%s-%d", f.protocol, n)
 	}
 	return fmt.Sprintf("%s-%d-r%d", f.protocol, n, r)
-}
-
-// died reports a worker that exited while it should run.
-func (f *fleet) died() error {
-	for _, p := range append(slices.Clip(f.base), f.third) {
-		if p != nil && p.Done() {
-			return fmt.Errorf("%s worker exited unexpectedly (%s)\n%s", f.protocol, p.Cmd.ProcessState, p.Tail(30))
-		}
-	}
-	return nil
-}
-
-// killAll kills every worker still running; for the way out of a failure.
-func (f *fleet) killAll() {
-	for _, p := range f.procs {
-		p.Kill()
-	}
 }
 
 // assignment is the group as the broker describes it.
@@ -159,16 +118,4 @@ func (f *fleet) describe(ctx context.Context, adm *kadm.Client) (assignment, err
 		a.members[strings.TrimPrefix(m.ClientID, "sinkworker-")] = n
 	}
 	return a, nil
-}
-
-// steady reports whether every partition of the fleet advanced within the
-// last second (as of now, a recorder time), and if not, which did not.
-func steady(p progress, now time.Duration) (bool, []int) {
-	var idle []int
-	for part, adv := range p.adv {
-		if len(adv) == 0 || now-adv[len(adv)-1] > time.Second {
-			idle = append(idle, part)
-		}
-	}
-	return len(idle) == 0, idle
 }
