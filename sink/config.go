@@ -16,19 +16,21 @@ import (
 
 	"github.com/sinkworker/sinkworker/batch"
 	"github.com/sinkworker/sinkworker/pool"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
-// Mapping values of SINK_MAPPING.
+// Mapping values of SINK_MAPPING (decode.Mapping).
 const (
-	MappingJSONB   = "jsonb"   // the whole value in one jsonb column
-	MappingColumns = "columns" // JSON object fields onto the table's columns
+	MappingJSONB   = string(decode.MappingJSONB)   // the whole value in one jsonb column
+	MappingColumns = string(decode.MappingColumns) // JSON object fields onto the table's columns
 )
 
-// Mode values of SINK_MODE.
+// Mode values of SINK_MODE (decode.Mode).
 const (
-	ModeUpsert = "upsert" // one row per record key, the highest offset wins
-	ModeInsert = "insert" // one row per record, keyed by topic, partition, offset
+	ModeUpsert = string(decode.ModeUpsert) // one row per record key, the highest offset wins
+	ModeInsert = string(decode.ModeInsert) // one row per record, keyed by topic, partition, offset
 )
 
 // Group protocols of KAFKA_GROUP_PROTOCOL.
@@ -89,7 +91,7 @@ type Config struct {
 	// DatabaseURL is the pgx connection string. Required. Never logged.
 	DatabaseURL string `env:"DATABASE_URL"`
 	// TableMap maps topics to tables ("topic=table,..."; a table may be
-	// schema-qualified). Unlisted topics use TableName(topic).
+	// schema-qualified). Unlisted topics use postgres.TableName(topic).
 	TableMap map[string]string `env:"SINK_TABLE_MAP, separator=="`
 	// Mode is ModeUpsert or ModeInsert.
 	Mode string `env:"SINK_MODE, default=upsert"`
@@ -119,7 +121,7 @@ type Config struct {
 	// ErrorPolicy is "dlq" or "stop".
 	ErrorPolicy string `env:"ERROR_POLICY, default=dlq"`
 	// SystemicRejects is when database rejections stop being dead-lettered
-	// and halt the partition as systemic (SystemicError): this many records
+	// and halt the partition as systemic (postgres.SystemicError): this many records
 	// of a partition rejected in a row with one SQLSTATE, or more than half
 	// of a batch and at least this many. 0 never halts. Default 100.
 	SystemicRejects int `env:"ERROR_SYSTEMIC_REJECTS, default=100"`
@@ -302,7 +304,7 @@ func (c Config) Validate() error {
 		if !slices.Contains(c.Topics, topic) {
 			bad("SINK_TABLE_MAP: topic %q is not in KAFKA_TOPICS", topic)
 		}
-		if _, err := ParseIdentifier(table); err != nil {
+		if _, err := postgres.ParseIdentifier(table); err != nil {
 			bad("SINK_TABLE_MAP: %s: %v", topic, err)
 		}
 	}
@@ -312,7 +314,7 @@ func (c Config) Validate() error {
 		byTable := map[string]string{}
 		for _, topic := range c.Topics {
 			if t, ok := c.TableMap[topic]; ok {
-				if _, err := ParseIdentifier(t); err != nil {
+				if _, err := postgres.ParseIdentifier(t); err != nil {
 					continue // reported above
 				}
 			}
@@ -337,7 +339,7 @@ func (c Config) Validate() error {
 	if c.BufferMaxBytes < 1<<20 {
 		bad("SINK_BUFFER_MAX_BYTES: must be at least 1048576 (1 MiB), got %d", c.BufferMaxBytes)
 	}
-	if _, err := ParseIdentifier(c.OffsetsTable); err != nil {
+	if _, err := postgres.ParseIdentifier(c.OffsetsTable); err != nil {
 		bad("SINK_OFFSETS_TABLE: %v", err)
 	}
 	if c.Member != "" && !memberRE.MatchString(c.Member) {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // TestLockWaitPastDeadlineIsATimeout: another session (a zombie that lost
@@ -44,7 +45,7 @@ func TestLockWaitPastDeadlineIsATimeout(t *testing.T) {
 	zombie, err := db.Begin(t.Context())
 	require.NoError(t, err)
 	defer zombie.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
-	_, err = zombie.Exec(t.Context(), newWriter(cfg, topic, 0, nil).lockSQL, cfg.Group, topic, int32(0))
+	_, err = cfg.Postgres().Offsets().Lock(t.Context(), zombie, topic, 0)
 	require.NoError(t, err, "the zombie locks the offsets row")
 
 	p := newPartition(w, topic, 0)
@@ -70,7 +71,7 @@ func TestLockWaitPastDeadlineIsATimeout(t *testing.T) {
 	}
 
 	assert.False(t, w.health.IsBackingOff(p.key()), "ready again")
-	assert.Zero(t, retries(Transient.String()), "every retry was a timeout")
+	assert.Zero(t, retries(postgres.Transient.String()), "every retry was a timeout")
 	assert.GreaterOrEqual(t, counterValue(t, w.metrics.Abandoned), 3.0, "each timed-out attempt's connection abandoned")
 	assert.Zero(t, counterValue(t, w.metrics.Records.WithLabelValues(topic, "dead_lettered")), "nothing dead-lettered")
 	assert.EqualValues(t, 10, wtNextOffset(t, db, cfg, 0))

@@ -1,9 +1,12 @@
 package sink
 
-import "github.com/sinkworker/sinkworker/sink/observe"
+import (
+	"github.com/sinkworker/sinkworker/sink/observe"
+	"github.com/sinkworker/sinkworker/sink/postgres"
+)
 
 // outcomes is a batch's Result as sinkworker_records_total counts it.
-func outcomes(r Result) observe.Outcomes {
+func outcomes(r postgres.Result) observe.Outcomes {
 	return observe.Outcomes{
 		Written:           r.Written,
 		Deleted:           r.Deleted,

@@ -6,6 +6,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // startOffsets is the AdjustFetchOffsetsFn: newly assigned partitions start
@@ -24,36 +26,14 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 	for t := range offsets {
 		topics = append(topics, t)
 	}
-	q := `SELECT topic, partition, next_offset FROM ` + w.cfg.offsetsTable().Sanitize() +
-		` WHERE consumer_group = $1 AND topic = ANY($2)`
 	read := func() (map[string]map[int32]int64, error) {
 		ctx, cancel := context.WithTimeout(ctx, w.cfg.TxTimeout) // a dead connection fails the read, then retried
 		defer cancel()
-		rows, err := w.pool.Query(ctx, q, w.cfg.Group, topics)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		stored := map[string]map[int32]int64{}
-		var (
-			topic string
-			part  int32
-			next  int64
-		)
-		for rows.Next() {
-			if err := rows.Scan(&topic, &part, &next); err != nil {
-				return nil, err
-			}
-			if stored[topic] == nil {
-				stored[topic] = map[int32]int64{}
-			}
-			stored[topic][part] = next
-		}
-		return stored, rows.Err()
+		return w.cfg.Postgres().Offsets().Read(ctx, w.pool, topics)
 	}
 	stored, err := backoff.Retry(ctx, func() (map[string]map[int32]int64, error) {
 		s, err := read()
-		if err != nil && Classify(err) == Fatal {
+		if err != nil && postgres.Classify(err) == postgres.Fatal {
 			return nil, backoff.Permanent(err)
 		}
 		if err != nil {
@@ -64,7 +44,7 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
 	w.health.SetStarting(false)
 	if err != nil {
-		if Classify(err) == Fatal {
+		if postgres.Classify(err) == postgres.Fatal {
 			err = fmt.Errorf("read start offsets from %s: %w", w.cfg.offsetsTable().Sanitize(), err)
 			w.fatal(err)
 		}

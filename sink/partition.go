@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/sink/decode"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // partition owns one assigned partition: the poll loop hands it records with
@@ -24,7 +26,9 @@ type partition struct {
 	id    int32
 	label string // id as a metric label
 	w     *Worker
-	wr    *writer
+	dec   decode.Config // how the partition's records decode
+	wr    *postgres.Writer
+	offs  postgres.Offsets // the group's rows of the offsets table
 	log   *slog.Logger
 
 	mu     sync.Mutex
@@ -50,7 +54,9 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 		id:     id,
 		label:  strconv.Itoa(int(id)),
 		w:      w,
-		wr:     newWriter(w.cfg, topic, id, w.columns[topic]),
+		dec:    w.cfg.Decode(primaryKey(w.columns[topic])),
+		wr:     postgres.NewWriter(w.cfg.Postgres(), topic, id, w.columns[topic]),
+		offs:   w.cfg.Postgres().Offsets(),
 		log:    w.log.With("topic", topic, "partition", id),
 		pos:    newPosition(),
 		wake:   make(chan struct{}, 1),
@@ -195,7 +201,11 @@ func (p *partition) flush(b *batch.Batch) bool {
 	records := b.Take()
 	defer p.release(records)
 	first, last := records[0].Offset, records[len(records)-1].Offset
-	op := func() (Result, error) {
+	op := func() (postgres.Result, error) {
+		// Decoded before a connection is taken, so nothing of it holds the
+		// offsets row lock; again on each attempt, as the columns mapping's
+		// primary key may have been read again.
+		rows, rejected := p.dec.Decode(records)
 		// One deadline for the whole attempt, every round trip included: a
 		// connection that stops answering must not hold the partition.
 		ctx, cancel := context.WithTimeout(p.ctx, p.w.cfg.TxTimeout)
@@ -203,15 +213,15 @@ func (p *partition) flush(b *batch.Batch) bool {
 		start := time.Now()
 		conn, err := p.w.pool.Acquire(ctx)
 		if err != nil {
-			return Result{}, p.retry(ctx, err, first, last)
+			return postgres.Result{}, p.retry(ctx, err, first, last)
 		}
 		p.w.metrics.AcquireWait.Observe(time.Since(start).Seconds())
-		res, err := p.wr.Write(ctx, conn, records, p.w.deadLetter)
+		res, err := p.wr.Write(ctx, conn, rows, rejected, p.w.dead.Send)
 		p.w.metrics.TxSeconds.Observe(time.Since(start).Seconds())
 		p.putBack(ctx, conn, err)
 		var (
-			halt     *HaltError
-			systemic *SystemicError
+			halt     *postgres.HaltError
+			systemic *postgres.SystemicError
 		)
 		switch {
 		case err == nil:
@@ -220,7 +230,7 @@ func (p *partition) flush(b *batch.Batch) bool {
 			return res, backoff.Permanent(err)
 		case ctx.Err() != nil: // past the deadline, whatever the error: retried, never a halt
 			return res, p.retry(ctx, err, first, last)
-		case Classify(err) != Transient:
+		case postgres.Classify(err) != postgres.Transient:
 			return res, backoff.Permanent(err)
 		}
 		return res, p.transient(err, first, last)
@@ -229,7 +239,7 @@ func (p *partition) flush(b *batch.Batch) bool {
 		backoff.WithBackOff(newBackoff()),
 		backoff.WithMaxElapsedTime(0)) // never give up on an outage
 	p.w.health.SetBackoff(p.key(), false)
-	var halt *HaltError
+	var halt *postgres.HaltError
 	committed := err == nil || errors.As(err, &halt)
 	if committed {
 		// Counted even when the partition was lost meanwhile: the
@@ -285,15 +295,15 @@ func (p *partition) retry(ctx context.Context, err error, first, last int64) err
 	p.w.metrics.Retries.WithLabelValues(retryTimeout).Inc()
 	p.w.health.SetBackoff(p.key(), true)
 	p.log.Warn("batch attempt timed out (SINK_TX_TIMEOUT); retrying on a new connection", "timeout", p.w.cfg.TxTimeout.String(),
-		"err", Loggable(err), "first_offset", first, "last_offset", last)
+		"err", postgres.Loggable(err), "first_offset", first, "last_offset", last)
 	return err
 }
 
 // transient records a retry of a transient error and returns it.
 func (p *partition) transient(err error, first, last int64) error {
-	p.w.metrics.Retries.WithLabelValues(Transient.String()).Inc()
+	p.w.metrics.Retries.WithLabelValues(postgres.Transient.String()).Inc()
 	p.w.health.SetBackoff(p.key(), true)
-	p.log.Warn("transient error, retrying", "err", Loggable(err), "first_offset", first, "last_offset", last)
+	p.log.Warn("transient error, retrying", "err", postgres.Loggable(err), "first_offset", first, "last_offset", last)
 	return err
 }
 
@@ -301,24 +311,24 @@ func (p *partition) transient(err error, first, last int64) error {
 // is revoked; a fatal (configuration) error stops the whole worker.
 func (p *partition) halt(err error, first, last int64) {
 	var (
-		halt     *HaltError
-		systemic *SystemicError
+		halt     *postgres.HaltError
+		systemic *postgres.SystemicError
 	)
 	switch {
 	case errors.As(err, &halt):
 		p.log.Error("bad record; partition halted (ERROR_POLICY=stop)", "offset", halt.Record.Offset,
-			"class", halt.Class, "reason", halt.logReason)
+			"class", halt.Class, "reason", halt.LogReason())
 	case errors.As(err, &systemic):
 		p.log.Error("systemic database rejection; partition halted, nothing dead-lettered (fix the cause, then restart)",
-			"err", Loggable(err), "sqlstate", systemic.Code, "offset", systemic.Offset, "rejected", systemic.Rejected,
+			"err", postgres.Loggable(err), "sqlstate", systemic.Code, "offset", systemic.Offset, "rejected", systemic.Rejected,
 			"first_offset", first, "last_offset", last)
 	default:
-		p.log.Error("batch failed; partition halted", "err", Loggable(err),
-			"class", Classify(err).String(), "first_offset", first, "last_offset", last)
+		p.log.Error("batch failed; partition halted", "err", postgres.Loggable(err),
+			"class", postgres.Classify(err).String(), "first_offset", first, "last_offset", last)
 	}
 	p.w.health.SetHalted(p.key(), true)
 	p.w.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
-	if Classify(err) == Fatal {
+	if postgres.Classify(err) == postgres.Fatal {
 		p.w.fatal(err)
 	}
 	select {
@@ -328,6 +338,15 @@ func (p *partition) halt(err error, first, last int64) {
 }
 
 func (p *partition) key() string { return p.topic + "/" + p.label }
+
+// primaryKey is the decode stage's view of a columns-mapped table's primary
+// key; nil in jsonb mapping (cols nil).
+func primaryKey(cols *postgres.Columns) func() []string {
+	if cols == nil {
+		return nil
+	}
+	return cols.PrimaryKey
+}
 
 func newBackoff() *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()

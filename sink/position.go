@@ -82,15 +82,6 @@ func (p *partition) fetchOffset() int64 {
 	return p.pos.start
 }
 
-// skipMarkerSQL moves next_offset from any stored value in [$5, $4) to $4,
-// creating the row when there is none. Its own statement, so its own
-// transaction; the UPDATE takes the row's lock and re-reads the row after
-// a concurrent batch transaction commits.
-const skipMarkerSQL = ` AS o (consumer_group, topic, partition, next_offset, updated_at)
-VALUES ($1, $2, $3, $4, now())
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
-WHERE o.next_offset >= $5 AND o.next_offset < EXCLUDED.next_offset`
-
 // skipMarkers moves the stored offset past the markers (and aborted
 // records) that ended the last fetch, once everything before them is
 // written. The partition's goroutine calls it with an empty batch.
@@ -119,8 +110,7 @@ func (p *partition) skipMarkers() {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
-	tag, err := p.w.pool.Exec(ctx, `INSERT INTO `+p.w.cfg.offsetsTable().Sanitize()+skipMarkerSQL,
-		p.w.cfg.Group, p.topic, p.id, to, low)
+	wrote, err := p.offs.SkipMarkers(ctx, p.w.pool, p.topic, p.id, to, low)
 	if err != nil {
 		// The next fetch that ends in a marker tries again; a batch of
 		// data moves the offset past these markers anyway.
@@ -128,7 +118,7 @@ func (p *partition) skipMarkers() {
 		return
 	}
 	p.pos.moved = to
-	if tag.RowsAffected() == 0 {
+	if !wrote {
 		return // the stored offset is already at or past to, or below low
 	}
 	p.w.committer.mark(p.topic, p.id, to, epoch)

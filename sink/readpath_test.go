@@ -21,6 +21,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/pool"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // realBrokers is KAFKA_BROKERS, the real broker `scripts/services up`
@@ -117,7 +118,7 @@ func TestStartOffsetsFatalStopsTheWorker(t *testing.T) {
 	select {
 	case err := <-done:
 		require.Error(t, err)
-		assert.Equal(t, Fatal, Classify(err), "%v", err)
+		assert.Equal(t, postgres.Fatal, postgres.Classify(err), "%v", err)
 		assert.Contains(t, err.Error(), "read start offsets")
 	case <-time.After(60 * time.Second):
 		cancel()

@@ -11,7 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // RedriveResult counts what Redrive did.
@@ -101,7 +103,7 @@ type redriver struct {
 	w      *Worker // its database side only: pool, tables, columns
 	dlqs   []string
 	topics map[string]bool // cfg.Topics
-	warned map[string]bool // tables whose rows cannot be ordered, once warned about
+	db     *postgres.Redriver
 }
 
 func newRedriver(ctx context.Context, cfg Config, log *slog.Logger) (*redriver, error) {
@@ -138,7 +140,7 @@ func newRedriver(ctx context.Context, cfg Config, log *slog.Logger) (*redriver, 
 		return nil, err
 	}
 	return &redriver{cfg: cfg, log: log, cl: cl, adm: kadm.NewClient(cl), w: w, dlqs: dlqs,
-		topics: topics, warned: map[string]bool{}}, nil
+		topics: topics, db: postgres.NewRedriver(cfg.Postgres(), log)}, nil
 }
 
 func (d *redriver) close() {
@@ -246,12 +248,12 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult
 		res.OtherTopics++
 		return nil
 	}
-	wr := newWriter(d.cfg, src.Topic, src.Partition, d.w.columns[src.Topic])
-	_, bad := wr.validate([]*kgo.Record{src})
+	cols := d.w.columns[src.Topic]
+	rows, bad := d.cfg.Decode(primaryKey(cols)).Decode([]*kgo.Record{src})
 	var landed bool
 	if len(bad) == 0 {
-		var b *badRecord
-		landed, b, err = d.write(ctx, wr.cols, src)
+		var b *decode.Rejection
+		landed, b, err = d.write(ctx, cols, rows[0])
 		if err != nil {
 			return err
 		}
@@ -261,13 +263,30 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult
 	}
 	switch {
 	case len(bad) > 0:
-		res.Failed[bad[0].class]++
+		res.Failed[bad[0].Class]++
 		d.log.Warn("failed again", "topic", src.Topic, "partition", src.Partition, "offset", src.Offset,
-			"class", bad[0].class, "reason", bad[0].logReason())
+			"class", bad[0].Class, "reason", bad[0].LogReason())
 	case landed:
 		res.Landed++
 	default:
 		res.Skipped++
 	}
 	return nil
+}
+
+// write applies one redriven row over a connection of the pool, within
+// TxTimeout: a database that stops answering fails the command, never
+// hangs it.
+func (d *redriver) write(ctx context.Context, cols *postgres.Columns, row decode.Row) (bool, *decode.Rejection, error) {
+	if row.Op == decode.OpSkip {
+		return false, nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.TxTimeout)
+	defer cancel()
+	conn, err := d.w.pool.Acquire(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	defer conn.Release()
+	return d.db.Apply(ctx, conn, cols, row)
 }

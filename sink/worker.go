@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
@@ -29,6 +28,7 @@ import (
 	"github.com/sinkworker/sinkworker/pool"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 	"github.com/sinkworker/sinkworker/sink/observe"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // revokeBudget caps how long a revocation may spend flushing, well inside
@@ -54,8 +54,8 @@ type Worker struct {
 	health  *observe.Health
 
 	committer *committer
-	columns   map[string]*columnsTable // by topic, SINK_MAPPING=columns only
-	http      *observe.Server          // nil when HTTPAddr is empty
+	columns   map[string]*postgres.Columns // by topic, SINK_MAPPING=columns only
+	http      *observe.Server              // nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition
@@ -128,25 +128,6 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 	return w, nil
 }
 
-// openDB prepares the database side: the pool, the tables, and in
-// SINK_MAPPING=columns the tables' columns.
-func (w *Worker) openDB(ctx context.Context) error {
-	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), w.cfg.Pool)
-	if err != nil {
-		return err
-	}
-	w.pool = p
-	w.metrics.WatchPool(p)
-	if err := w.ensureTables(ctx); err != nil {
-		return err
-	}
-	if err := w.loadColumns(ctx); err != nil {
-		return err
-	}
-	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
-	return nil
-}
-
 // stopHTTP stops the HTTP server and waits for it; a no-op without one.
 func (w *Worker) stopHTTP() {
 	if w.http != nil {
@@ -173,56 +154,6 @@ func (w *Worker) Close() {
 
 // closeBase releases what New opened; see Close.
 func (w *Worker) closeBase() { w.Close() }
-
-// ensureTables creates the missing tables and checks the role's privileges
-// on them (prepareTables), retrying while the database is unreachable so a
-// worker may start before its database; a fatal error (privilege, schema,
-// login, untrusted server certificate) returns at once.
-func (w *Worker) ensureTables(ctx context.Context) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := prepareTables(ctx, w.pool, w.cfg)
-		if err != nil && fatalAtStart(err) {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		if err != nil {
-			w.log.Warn("database not reachable yet, retrying", "err", err)
-		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(newBackoff()), backoff.WithMaxElapsedTime(0))
-	return err
-}
-
-// loadColumns reads, in SINK_MAPPING=columns, each topic's table from the
-// catalog: a missing table, or one without a primary key in upsert mode,
-// stops start-up.
-func (w *Worker) loadColumns(ctx context.Context) error {
-	if w.cfg.Mapping != MappingColumns {
-		return nil
-	}
-	w.columns = map[string]*columnsTable{}
-	for _, topic := range w.cfg.Topics {
-		t := &columnsTable{id: w.cfg.Table(topic), keyless: w.cfg.Mode == ModeInsert}
-		if err := t.load(ctx, w.pool); err != nil {
-			return err
-		}
-		if _, pk, _ := t.snapshot(); len(pk) == 0 && w.cfg.Mode == ModeUpsert {
-			return fmt.Errorf("%w: SINK_MAPPING=columns with SINK_MODE=upsert needs a primary key on %s (topic %s)",
-				ErrConfig, t.id.Sanitize(), topic)
-		}
-		w.columns[topic] = t
-	}
-	return nil
-}
-
-// ApplicationName is the application_name of the worker's connections,
-// sinkworker/<group>/<member>, cut to PostgreSQL's 63 bytes.
-func ApplicationName(group, member string) string {
-	name := "sinkworker/" + group + "/" + member
-	if len(name) > maxIdentLen {
-		name = name[:maxIdentLen]
-	}
-	return name
-}
 
 // Addr is the HTTP listener's address (useful with HTTP_ADDR=127.0.0.1:0),
 // or nil when HTTP is disabled.

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
@@ -147,9 +147,9 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 		valueDropped, vOK := header(d, dlq.HeaderValueDropped)
 		keyDropped, kOK := header(d, dlq.HeaderKeyDropped)
 		if string(src.Key) == "mid" || dlqLimit == 0 {
-			wantClass := sink.ClassTooLarge
+			wantClass := decode.ClassTooLarge
 			if string(src.Key) == "mid" {
-				wantClass = sink.ClassDecode
+				wantClass = decode.ClassDecode
 			}
 			assert.Equal(t, wantClass, class, "record %v", c)
 			assert.True(t, sameBytes(src.Value, d.Value), "record %v: the value is kept", c)
@@ -157,7 +157,7 @@ func runLargeDeadLetters(t *testing.T, dlqLimit int) {
 			assert.False(t, vOK || kOK, "record %v: nothing dropped", c)
 			continue
 		}
-		assert.Equal(t, sink.ClassTooLarge, class, "record %v", c)
+		assert.Equal(t, decode.ClassTooLarge, class, "record %v", c)
 		assert.Empty(t, d.Value, "record %v: the value is dropped", c)
 		assert.NotNil(t, d.Value, "record %v: an empty value, not null: no tool may read it as a tombstone", c)
 		assert.True(t, vOK, "record %v: %s header", c, dlq.HeaderValueDropped)

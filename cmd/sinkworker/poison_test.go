@@ -27,6 +27,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 )
 
@@ -66,7 +67,7 @@ func poisonCorpus() []poisonKind {
 	deep := `{"name":"deep","n":1,"d":` + strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000) + `}`
 	lands := &[2]string{"", ""}
 	const (
-		decode, key, tooLarge, data, constraint = sink.ClassDecode, sink.ClassKey, sink.ClassTooLarge, sink.ClassData, sink.ClassConstraint
+		decode, key, tooLarge, data, constraint = decode.ClassDecode, decode.ClassKey, decode.ClassTooLarge, decode.ClassData, decode.ClassConstraint
 	)
 	return []poisonKind{
 		// Not JSON at all, or not quite.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // The security tests run the binary against the broker's SASL_SSL listener
@@ -730,7 +731,7 @@ func TestSecurityHostileNames(t *testing.T) {
 
 	// Exactly the named tables exist, each with exactly the records.
 	want := map[string][]string{
-		schema[0]: {"sentinel", "sink_offsets", sink.TableName(dotted), `we"ird`, `x"; DROP TABLE sentinel; --`, "select", "Ünïcødé_表"},
+		schema[0]: {"sentinel", "sink_offsets", postgres.TableName(dotted), `we"ird`, `x"; DROP TABLE sentinel; --`, "select", "Ünïcødé_表"},
 		other[0]:  {"Mixed Case"},
 	}
 	for s, tables := range want {
@@ -749,7 +750,7 @@ func TestSecurityHostileNames(t *testing.T) {
 			}
 		}
 	}
-	assert.True(t, strings.HasPrefix(sink.TableName(dotted), "sec_hostile_topic_"), sink.TableName(dotted))
+	assert.True(t, strings.HasPrefix(postgres.TableName(dotted), "sec_hostile_topic_"), postgres.TableName(dotted))
 	sentinelRows := func() (n int) {
 		retry(t, "count the sentinel's rows", func() error {
 			return pool.QueryRow(t.Context(), "SELECT count(*) FROM "+sentinel.Sanitize()).Scan(&n)

@@ -13,8 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // A table whose trigger refuses rows, as users' tables have: a refusal of
@@ -26,7 +27,7 @@ import (
 // satisfies cond, a SQL condition over n.
 func triggerTable(t *testing.T, pool *pgxpool.Pool, topic, cond string) string {
 	t.Helper()
-	table := sink.TableName(topic)
+	table := postgres.TableName(topic)
 	dropTable(t, pool, table)
 	id := pgx.Identifier{table}.Sanitize()
 	fn := pgx.Identifier{table + "_reject"}.Sanitize()
@@ -76,7 +77,7 @@ func TestTriggerRejectionsAreDeadLettered(t *testing.T) {
 	require.Len(t, dead, 6)
 	for _, r := range dead {
 		class, _ := header(r, dlq.HeaderClass)
-		assert.Equal(t, sink.ClassRejected, class)
+		assert.Equal(t, decode.ClassRejected, class)
 		msg, _ := header(r, dlq.HeaderMessage)
 		assert.Contains(t, msg, "P0001")
 		assert.Contains(t, string(r.Value), `7}`, "only records whose n ends in 007 are refused")

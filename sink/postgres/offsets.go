@@ -62,6 +62,15 @@ func (o Offsets) advanceSQL() string {
 WHERE consumer_group = $1 AND topic = $2 AND partition = $3`
 }
 
+// Lock locks a partition's row in tx until tx ends, creating the row at 0
+// first, and returns its next_offset: the fencing step of every batch
+// transaction. A second transaction locking the same row waits for the
+// first to end, then sees what it committed.
+func (o Offsets) Lock(ctx context.Context, tx pgx.Tx, topic string, partition int32) (next int64, err error) {
+	err = tx.QueryRow(ctx, o.lockSQL(), o.Group, topic, partition).Scan(&next)
+	return next, err
+}
+
 // Read returns the stored next_offset of the group's partitions of topics,
 // by topic and partition; a partition without a row is absent. Errors are
 // the database's, unwrapped.

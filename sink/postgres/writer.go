@@ -71,7 +71,7 @@ type DeadLetterFunc func(context.Context, []decode.Rejection) error
 type Writer struct {
 	topic     string
 	partition int32
-	group     string
+	offsets   Offsets
 	mode      decode.Mode
 	stop      bool     // ERROR_POLICY=stop
 	systemic  int      // ERROR_SYSTEMIC_REJECTS, 0: never systemic
@@ -88,8 +88,8 @@ type Writer struct {
 	// read again, until the next commit.
 	reread bool
 
-	begin                                                pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
-	lockSQL, advanceSQL, upsertSQL, insertSQL, deleteSQL string
+	begin                                       pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
+	advanceSQL, upsertSQL, insertSQL, deleteSQL string
 }
 
 // NewWriter returns the Writer of topic's partition; cols is the topic's
@@ -100,13 +100,12 @@ func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
 	return &Writer{
 		topic:      topic,
 		partition:  partition,
-		group:      c.Group,
+		offsets:    offsets,
 		mode:       c.Mode,
 		stop:       c.StopOnReject,
 		systemic:   c.SystemicRejects,
 		cols:       cols,
 		begin:      beginOptions(c.TxIdleTimeout),
-		lockSQL:    offsets.lockSQL(),
 		advanceSQL: offsets.advanceSQL(),
 		upsertSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
 SELECT u.k, u.v::jsonb, $1, u.o, u.ts, now()
@@ -164,8 +163,8 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the connection is discarded if it fails
 
-	var next int64
-	if err := tx.QueryRow(ctx, w.lockSQL, w.group, w.topic, w.partition).Scan(&next); err != nil {
+	next, err := w.offsets.Lock(ctx, tx, w.topic, w.partition)
+	if err != nil {
 		return res, w.wrap("lock offsets row", err)
 	}
 	fresh, freshBad := rows, rejected
@@ -208,7 +207,7 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 		last = max(last, freshBad[len(freshBad)-1].Record.Offset)
 	}
 	last++
-	if _, err := tx.Exec(ctx, w.advanceSQL, w.group, w.topic, w.partition, last); err != nil {
+	if _, err := tx.Exec(ctx, w.advanceSQL, w.offsets.Group, w.topic, w.partition, last); err != nil {
 		return res, w.wrap("advance offset", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // TestWriterSilentTransactionIsEnded stalls a writer inside its batch
@@ -22,8 +24,8 @@ import (
 func TestWriterSilentTransactionIsEnded(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			const partition = 2
 			f := newWriterFixture(t, db, mode, true)
@@ -37,7 +39,7 @@ func TestWriterSilentTransactionIsEnded(t *testing.T) {
 			var zombieErr error
 			go func() {
 				defer close(done)
-				dlq := func(context.Context, []badRecord) error {
+				dlq := func(context.Context, []decode.Rejection) error {
 					close(stalled)
 					<-resume
 					return nil // acknowledged, long after the server gave up

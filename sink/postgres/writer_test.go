@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // recTime is the timestamp of the record at offset 0; a record at offset n
@@ -63,7 +64,7 @@ type writerFixture struct {
 	offsets pgx.Identifier
 }
 
-func newWriterFixture(t *testing.T, db *pgxpool.Pool, mode string, deleteOnTombstone bool) *writerFixture {
+func newWriterFixture(t *testing.T, db *pgxpool.Pool, mode decode.Mode, deleteOnTombstone bool) *writerFixture {
 	t.Helper()
 	sfx := testenv.Suffix()
 	f := &writerFixture{
@@ -75,7 +76,6 @@ func newWriterFixture(t *testing.T, db *pgxpool.Pool, mode string, deleteOnTombs
 	f.cfg = testConfig(t, mode, f.offsets[0], map[string]string{f.topic: f.table[0]}, f.topic)
 	f.cfg.Group = "sw-writer-" + sfx
 	f.cfg.DeleteOnTombstone = deleteOnTombstone
-	require.NoError(t, f.cfg.Validate())
 	dropTablesAtCleanup(t, db, f.table, f.offsets)
 	require.NoError(t, EnsureTables(t.Context(), db, f.cfg))
 	return f
@@ -199,10 +199,10 @@ func ptr(s string) *string { return &s }
 
 // noDeadLetters is the dead-letter function of tests whose records are all
 // good: any dead letter fails the test.
-func noDeadLetters(t *testing.T) deadLetterFunc {
-	return func(_ context.Context, bad []badRecord) error {
+func noDeadLetters(t *testing.T) DeadLetterFunc {
+	return func(_ context.Context, bad []decode.Rejection) error {
 		for _, b := range bad {
-			t.Errorf("unexpected dead letter at offset %d: %s: %s", b.rec.Offset, b.class, b.reason)
+			t.Errorf("unexpected dead letter at offset %d: %s: %s", b.Record.Offset, b.Class, b.Reason)
 		}
 		return nil
 	}
@@ -214,10 +214,10 @@ type deadLetters struct {
 	mu    sync.Mutex
 	err   error
 	calls int
-	bad   []badRecord
+	bad   []decode.Rejection
 }
 
-func (d *deadLetters) send(_ context.Context, bad []badRecord) error {
+func (d *deadLetters) send(_ context.Context, bad []decode.Rejection) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(bad) > 0 {
@@ -236,7 +236,7 @@ func (d *deadLetters) got() map[int64]string {
 	defer d.mu.Unlock()
 	out := map[int64]string{}
 	for _, b := range d.bad {
-		out[b.rec.Offset] = b.class
+		out[b.Record.Offset] = b.Class
 	}
 	return out
 }
@@ -318,7 +318,7 @@ func TestWriterUpsert(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			const partition = 2
-			f := newWriterFixture(t, db, ModeUpsert, tt.deletes)
+			f := newWriterFixture(t, db, decode.ModeUpsert, tt.deletes)
 			if len(tt.prior) > 0 {
 				f.write(t, partition, tt.prior)
 			}
@@ -350,7 +350,7 @@ func TestWriterInsert(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			const partition = 3
-			f := newWriterFixture(t, db, ModeInsert, tt.deletes)
+			f := newWriterFixture(t, db, decode.ModeInsert, tt.deletes)
 			s := tt.start
 			nullKey := raw(s+3, "", []byte(`{"n": 1}`))
 			nullKey.Key = nil
@@ -386,7 +386,7 @@ func TestWriterInsert(t *testing.T) {
 func TestWriterEmptyBatch(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	f := newWriterFixture(t, db, ModeUpsert, true)
+	f := newWriterFixture(t, db, decode.ModeUpsert, true)
 
 	got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db, nil, noDeadLetters(t))
 
@@ -398,8 +398,8 @@ func TestWriterEmptyBatch(t *testing.T) {
 func TestWriterSameBatchTwice(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			f := newWriterFixture(t, db, mode, true)
 			batch := []*kgo.Record{val(0, "a"), val(1, "b"), val(2, "a"), tomb(3, "c"), val(4, "d")}
@@ -419,8 +419,8 @@ func TestWriterSameBatchTwice(t *testing.T) {
 func TestWriterOverlappingBatch(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			f := newWriterFixture(t, db, mode, true)
 			f.write(t, 0, span(0, 4))
@@ -435,7 +435,7 @@ func TestWriterOverlappingBatch(t *testing.T) {
 					assert.Contains(t, after, line, "rows of offsets 0-4 untouched")
 				}
 			}
-			if mode == ModeInsert {
+			if mode == decode.ModeInsert {
 				var offsets []int64
 				for _, r := range f.insertRows(t) {
 					offsets = append(offsets, r.Offset)
@@ -467,9 +467,9 @@ func TestWriterZombieIsFenced(t *testing.T) {
 		{name: "replays the newer batch", zombie: newer},
 		{name: "replays everything", zombie: slices.Concat(older, newer)},
 	}
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
 		for _, tt := range tests {
-			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+			t.Run(string(mode)+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				const partition = 1
 				f := newWriterFixture(t, db, mode, true)
@@ -488,7 +488,7 @@ func TestWriterZombieIsFenced(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, Result{AlreadyApplied: len(tt.zombie), NextOffset: 6}, got)
 				assert.Equal(t, before, f.snapshot(t), "the zombie changed nothing")
-				if mode == ModeUpsert {
+				if mode == decode.ModeUpsert {
 					assert.Equal(t, wantUpsertRows(partition, map[string]int64{"a": 3, "b": 4, "c": 5}),
 						f.upsertRows(t), "values stay the newer ones")
 				}
@@ -508,8 +508,8 @@ func TestWriterRacingWritersApplyEachOffsetOnce(t *testing.T) {
 	for o := range int64(total) {
 		all[o] = val(o, "k"+strconv.FormatInt(o%keys, 10))
 	}
-	for _, mode := range []string{ModeInsert, ModeUpsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeInsert, decode.ModeUpsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			const partition = 0
 			f := newWriterFixture(t, db, mode, true)
@@ -555,7 +555,7 @@ func TestWriterRacingWritersApplyEachOffsetOnce(t *testing.T) {
 			require.True(t, ok)
 			assert.EqualValues(t, total, next)
 
-			if mode == ModeInsert {
+			if mode == decode.ModeInsert {
 				var rows, distinct, lo, hi int64
 				require.NoError(t, f.db.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT kafka_offset),
 	min(kafka_offset), max(kafka_offset) FROM `+f.table.Sanitize()).Scan(&rows, &distinct, &lo, &hi))
@@ -579,27 +579,27 @@ func TestWriterRacingWritersApplyEachOffsetOnce(t *testing.T) {
 // marks the ones only the database can reject (found by bisection).
 func badCases() []struct {
 	name   string
-	modes  []string
+	modes  []decode.Mode
 	bad    *kgo.Record
 	class  string
 	dbSide bool
 } {
 	nullKey := raw(4, "", []byte(`{"n": 1}`))
 	nullKey.Key = nil
-	both := []string{ModeUpsert, ModeInsert}
+	both := []decode.Mode{decode.ModeUpsert, decode.ModeInsert}
 	return []struct {
 		name   string
-		modes  []string
+		modes  []decode.Mode
 		bad    *kgo.Record
 		class  string
 		dbSide bool
 	}{
-		{name: "invalid JSON", modes: both, bad: raw(4, "x", []byte(`{not json`)), class: ClassDecode},
-		{name: "empty value", modes: both, bad: raw(4, "x", []byte{}), class: ClassDecode},
-		{name: "NUL escape in JSON", modes: both, bad: raw(4, "x", []byte(`"\u0000"`)), class: ClassDecode},
-		{name: "invalid UTF-8 key", modes: both, bad: raw(4, "x\xff", []byte(`1`)), class: ClassDecode},
-		{name: "null key", modes: []string{ModeUpsert}, bad: nullKey, class: ClassKey},
-		{name: "number jsonb cannot hold", modes: both, bad: raw(4, "x", []byte(`{"n": 1e1000000}`)), class: ClassData, dbSide: true},
+		{name: "invalid JSON", modes: both, bad: raw(4, "x", []byte(`{not json`)), class: decode.ClassDecode},
+		{name: "empty value", modes: both, bad: raw(4, "x", []byte{}), class: decode.ClassDecode},
+		{name: "NUL escape in JSON", modes: both, bad: raw(4, "x", []byte(`"\u0000"`)), class: decode.ClassDecode},
+		{name: "invalid UTF-8 key", modes: both, bad: raw(4, "x\xff", []byte(`1`)), class: decode.ClassDecode},
+		{name: "null key", modes: []decode.Mode{decode.ModeUpsert}, bad: nullKey, class: decode.ClassKey},
+		{name: "number jsonb cannot hold", modes: both, bad: raw(4, "x", []byte(`{"n": 1e1000000}`)), class: decode.ClassData, dbSide: true},
 	}
 }
 
@@ -608,7 +608,7 @@ func TestWriterDeadLettersBadRecords(t *testing.T) {
 	db := testPool(t)
 	for _, tt := range badCases() {
 		for _, mode := range tt.modes {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+			t.Run(tt.name+"/"+string(mode), func(t *testing.T) {
 				t.Parallel()
 				const partition = 5
 				f := newWriterFixture(t, db, mode, true)
@@ -621,9 +621,9 @@ func TestWriterDeadLettersBadRecords(t *testing.T) {
 				require.NoError(t, err, "a bad record does not fail the batch")
 				assert.Equal(t, map[int64]string{4: tt.class}, dl.got(), "exactly the bad record is dead-lettered")
 				for _, b := range dl.bad {
-					assert.Equal(t, f.topic, b.rec.Topic)
-					assert.Equal(t, int32(partition), b.rec.Partition)
-					assert.NotEmpty(t, b.reason)
+					assert.Equal(t, f.topic, b.Record.Topic)
+					assert.Equal(t, int32(partition), b.Record.Partition)
+					assert.NotEmpty(t, b.Reason)
 				}
 				assert.Equal(t, 2, got.Written, "the good records are written")
 				assert.Equal(t, 3, got.Applied)
@@ -637,7 +637,7 @@ func TestWriterDeadLettersBadRecords(t *testing.T) {
 				next, ok := f.nextOffset(t, partition)
 				require.True(t, ok)
 				assert.EqualValues(t, 6, next)
-				if mode == ModeUpsert {
+				if mode == decode.ModeUpsert {
 					assert.Equal(t, wantUpsertRows(partition, map[string]int64{"k0": 0, "k1": 1, "k2": 2, "k3": 3, "k5": 5}),
 						f.upsertRows(t))
 					return
@@ -657,7 +657,7 @@ func TestWriterDeadLetterFailureChangesNothing(t *testing.T) {
 	db := testPool(t)
 	for _, tt := range badCases() {
 		for _, mode := range tt.modes {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+			t.Run(tt.name+"/"+string(mode), func(t *testing.T) {
 				t.Parallel()
 				const partition = 5
 				f := newWriterFixture(t, db, mode, true)
@@ -687,12 +687,11 @@ func TestWriterStopPolicyHaltsBeforeBadRecord(t *testing.T) {
 	db := testPool(t)
 	for _, tt := range badCases() {
 		for _, mode := range tt.modes {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+			t.Run(tt.name+"/"+string(mode), func(t *testing.T) {
 				t.Parallel()
 				const partition = 5
 				f := newWriterFixture(t, db, mode, true)
-				f.cfg.ErrorPolicy = "stop"
-				require.NoError(t, f.cfg.Validate())
+				f.cfg.StopOnReject = true
 				f.write(t, partition, span(0, 2))
 				dl := &deadLetters{}
 
@@ -726,7 +725,7 @@ func TestWriterUpsertKeepsLastGoodValue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newWriterFixture(t, db, ModeUpsert, true)
+			f := newWriterFixture(t, db, decode.ModeUpsert, true)
 			dl := &deadLetters{}
 
 			got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db,
@@ -754,8 +753,8 @@ func TestWriterMissingTablesAreFatal(t *testing.T) {
 		{name: "topic table", drop: func(f *writerFixture) pgx.Identifier { return f.table }},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{ModeUpsert, ModeInsert} {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+		for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+			t.Run(tt.name+"/"+string(mode), func(t *testing.T) {
 				t.Parallel()
 				f := newWriterFixture(t, db, mode, true)
 				_, err := db.Exec(t.Context(), `DROP TABLE `+tt.drop(f).Sanitize())

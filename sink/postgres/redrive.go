@@ -1,15 +1,17 @@
-package sink
+package postgres
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // Redrive's statements. They differ from the writer's in one way: a
@@ -22,30 +24,47 @@ import (
 // that t was written from an earlier offset of the same partition.
 const olderRow = `t.kafka_partition = %[1]s.kafka_partition AND t.kafka_offset < %[1]s.kafka_offset`
 
-// write applies one redriven record and reports whether it changed a row. A
-// rejection of the record by the database is returned as bad; any other
-// error as err.
-func (d *redriver) write(ctx context.Context, cols *columnsTable, src *kgo.Record) (landed bool, bad *badRecord, err error) {
-	if src.Value == nil && d.cfg.Mode == ModeUpsert && !d.cfg.DeleteOnTombstone {
+// Redriver applies dead letters back to their tables, one statement each,
+// never over a row that may be newer (see olderRow). It belongs to one
+// goroutine.
+type Redriver struct {
+	cfg    Config
+	log    *slog.Logger
+	warned map[string]bool // tables whose rows cannot be ordered, once warned about
+}
+
+// NewRedriver returns a Redriver for the tables of c; it logs one warning
+// per table whose rows it cannot order.
+func NewRedriver(c Config, log *slog.Logger) *Redriver {
+	return &Redriver{cfg: c, log: log, warned: map[string]bool{}}
+}
+
+// Conn is what Apply needs of a connection: *pgxpool.Conn and *pgx.Conn
+// have it.
+type Conn interface {
+	Querier
+	Execer
+}
+
+// Apply writes row, a redriven record decoded under its source coordinates,
+// and reports whether it changed a row; cols is its topic's table in
+// SINK_MAPPING=columns, else nil. A rejection of the record by the database
+// is returned as bad; any other error as err.
+func (d *Redriver) Apply(ctx context.Context, conn Conn, cols *Columns, row decode.Row) (landed bool, bad *decode.Rejection, err error) {
+	if row.Op == decode.OpSkip {
 		return false, nil, nil // the worker skips such tombstones too
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.TxTimeout) // a database that stops answering fails the command, never hangs it
-	defer cancel()
-	conn, err := d.w.pool.Acquire(ctx)
-	if err != nil {
-		return false, nil, err
-	}
-	defer conn.Release()
+	src := row.Record
 	var tag pgconn.CommandTag
 	if cols == nil {
 		sql, args := d.jsonbStatement(src)
 		tag, err = conn.Exec(ctx, sql, args...)
 	} else {
-		tag, err = d.columnsExec(ctx, conn, cols, src)
+		tag, err = d.columnsExec(ctx, conn, cols, row)
 	}
 	if err != nil {
 		if Classify(err) == Permanent {
-			b := dbRejection(src, err)
+			b := Rejected(src, err)
 			return false, &b, nil
 		}
 		return false, nil, fmt.Errorf("redrive %s[%d] offset %d: %w", src.Topic, src.Partition, src.Offset, err)
@@ -54,10 +73,10 @@ func (d *redriver) write(ctx context.Context, cols *columnsTable, src *kgo.Recor
 }
 
 // jsonbStatement is the SINK_MAPPING=jsonb statement for src.
-func (d *redriver) jsonbStatement(src *kgo.Record) (string, []any) {
+func (d *Redriver) jsonbStatement(src *kgo.Record) (string, []any) {
 	table := d.cfg.Table(src.Topic).Sanitize()
 	switch {
-	case d.cfg.Mode == ModeInsert:
+	case d.cfg.Mode == decode.ModeInsert:
 		return `INSERT INTO ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
 SELECT $1::text, $2::int, $3::int8, $4::text, $5::text::jsonb, $6::timestamptz
 WHERE NOT EXISTS (SELECT FROM ` + table + ` WHERE kafka_topic = $1 AND kafka_partition = $2 AND kafka_offset = $3)`,
@@ -77,14 +96,15 @@ WHERE ` + fmt.Sprintf(olderRow, "EXCLUDED"),
 // columnsExec runs the SINK_MAPPING=columns statement for src. A table
 // without the coordinates that order rows gets the safe statement (insert
 // an absent key; never delete) and one warning.
-func (d *redriver) columnsExec(ctx context.Context, conn *pgxpool.Conn, cols *columnsTable, src *kgo.Record) (pgconn.CommandTag, error) {
-	rows, err := cols.prepare(ctx, conn, []*kgo.Record{src})
+func (d *Redriver) columnsExec(ctx context.Context, conn Conn, cols *Columns, row decode.Row) (pgconn.CommandTag, error) {
+	src := row.Record
+	rows, err := cols.prepare(ctx, conn, []decode.Row{row})
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	have, pk, _ := cols.snapshot()
 	var sql string
-	if d.cfg.Mode == ModeInsert {
+	if d.cfg.Mode == decode.ModeInsert {
 		placed := have["kafka_topic"] && have["kafka_partition"] && have["kafka_offset"]
 		if !placed {
 			d.warnOnce(cols, "redrive cannot tell whether a letter already landed in this table: it has no "+
@@ -110,7 +130,7 @@ func (d *redriver) columnsExec(ctx context.Context, conn *pgxpool.Conn, cols *co
 	return conn.Exec(ctx, sql, src.Topic, src.Partition, rows.values, rows.keys, rows.offsets, rows.timestamps)
 }
 
-func (d *redriver) warnOnce(cols *columnsTable, msg string) {
+func (d *Redriver) warnOnce(cols *Columns, msg string) {
 	table := cols.id.Sanitize()
 	if !d.warned[table] {
 		d.warned[table] = true
@@ -120,7 +140,7 @@ func (d *redriver) warnOnce(cols *columnsTable, msg string) {
 
 // redriveInsertSQL inserts the rows of columnsTable.rowsSQL into the used
 // columns; placed: unless a row with the same coordinates is there.
-func redriveInsertSQL(t *columnsTable, used []string, placed bool) string {
+func redriveInsertSQL(t *Columns, used []string, placed bool) string {
 	list, sel := columnLists(used)
 	sql := `INSERT INTO ` + t.id.Sanitize() + ` (` + list + `)
 SELECT ` + sel + ` FROM (` + t.rowsSQL() + `) AS s`
@@ -134,7 +154,7 @@ WHERE NOT EXISTS (SELECT FROM ` + t.id.Sanitize() + ` AS t WHERE t.kafka_topic =
 
 // redriveUpsertSQL upserts by primary key; ordered: only over an older
 // row, else never over an existing one.
-func redriveUpsertSQL(t *columnsTable, used, pk []string, ordered bool) string {
+func redriveUpsertSQL(t *Columns, used, pk []string, ordered bool) string {
 	list, sel := columnLists(used)
 	var conflict, set []string
 	for _, c := range pk {
@@ -156,7 +176,7 @@ ON CONFLICT (` + strings.Join(conflict, ", ") + `) `
 }
 
 // redriveDeleteSQL deletes the row of the key object when it is older.
-func redriveDeleteSQL(t *columnsTable, pk []string) string {
+func redriveDeleteSQL(t *Columns, pk []string) string {
 	on := []string{fmt.Sprintf(olderRow, "(s.r)")}
 	for _, c := range pk {
 		q := pgx.Identifier{c}.Sanitize()

@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 // BenchmarkBulkUpsert chooses the bulk write path of upsert mode by
 // measurement against a real PostgreSQL (DATABASE_URL; it fails, never skips,
@@ -38,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 const (
@@ -79,17 +80,13 @@ func bulkRun(b *testing.B, url string, m bulkMethod, size int) {
 	tag := fmt.Sprintf("%s_%d_%08x", m.name, size, rand.Uint32())
 	table, offsets := "bench_bulk_"+tag, "bench_bulk_offsets_"+tag
 	cfg := Config{
-		Topics:                 []string{bulkTopic},
-		Group:                  bulkGroup,
-		Mode:                   ModeUpsert,
-		Mapping:                MappingJSONB,
-		DeleteOnTombstone:      true,
-		MaxRecordBytes:         4 << 20,
-		BufferMaxBytes:         64 << 20,
-		FetchMaxPartitionBytes: 256 << 10,
-		ErrorPolicy:            "dlq",
-		OffsetsTable:           offsets,
-		TableMap:               map[string]string{bulkTopic: table},
+		Topics:            []string{bulkTopic},
+		Group:             bulkGroup,
+		Mode:              decode.ModeUpsert,
+		Mapping:           decode.MappingJSONB,
+		DeleteOnTombstone: true,
+		OffsetsTable:      pgx.Identifier{offsets},
+		Tables:            map[string]pgx.Identifier{bulkTopic: {table}},
 	}
 
 	admin := bulkConnect(b, ctx, url)
@@ -173,7 +170,7 @@ func bulkConnect(b *testing.B, ctx context.Context, url string) *pgx.Conn {
 	return conn
 }
 
-// bulkPrepareUnnest is exactly the production path: writer.Write.
+// bulkPrepareUnnest is exactly the production path: decode, then Writer.Write.
 func bulkPrepareUnnest(tb testing.TB, ctx context.Context, conn *pgx.Conn, cfg Config) func([]*kgo.Record) error {
 	w := newWriter(cfg, bulkTopic, bulkPartition, nil)
 	return func(records []*kgo.Record) error {
@@ -190,16 +187,16 @@ func bulkPrepareUnnest(tb testing.TB, ctx context.Context, conn *pgx.Conn, cfg C
 
 // bulkNoDeadLetters is the dead-letter function of both methods: the
 // benchmark's records are all valid, so any bad one is a bug.
-func bulkNoDeadLetters(_ context.Context, bad []badRecord) error {
+func bulkNoDeadLetters(_ context.Context, bad []decode.Rejection) error {
 	if len(bad) > 0 {
-		return fmt.Errorf("%d records dead-lettered, first: %s: %s", len(bad), bad[0].class, bad[0].reason)
+		return fmt.Errorf("%d records dead-lettered, first: %s: %s", len(bad), bad[0].Class, bad[0].Reason)
 	}
 	return nil
 }
 
 // bulkPrepareCopy creates the connection's temp staging table and returns a
 // writer that does what writer.Write does for a clean upsert batch in
-// SINK_MAPPING=jsonb (lock the offsets row, drop old records, validate in Go,
+// SINK_MAPPING=jsonb (lock the offsets row, drop old records, decode,
 // collapse to the last record per key, write under a SAVEPOINT, call the
 // dead-letter function, advance, commit), with COPY + INSERT .. SELECT in
 // place of the unnest parameters. It reuses the writer's own SQL and Go
@@ -211,7 +208,7 @@ func bulkPrepareCopy(tb testing.TB, ctx context.Context, conn *pgx.Conn, cfg Con
 		` (k text, v text, o int8, ts timestamptz) ON COMMIT DELETE ROWS`); err != nil {
 		tb.Fatal(err)
 	}
-	w := newWriter(cfg, bulkTopic, bulkPartition, nil) // for its SQL, validate and collapse
+	w := newWriter(cfg, bulkTopic, bulkPartition, nil) // for its SQL, decoding and collapse
 	table := cfg.Table(bulkTopic).Sanitize()
 	mergeSQL := `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
 SELECT s.k, s.v::jsonb, $1, s.o, s.ts, now()
@@ -230,7 +227,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 
 		var next int64
 		var lock pgx.Batch
-		lock.Queue(w.lockSQL, w.group, w.topic, w.partition).QueryRow(func(row pgx.Row) error { return row.Scan(&next) })
+		lock.Queue(w.offsets.lockSQL(), w.offsets.Group, w.topic, w.partition).QueryRow(func(row pgx.Row) error { return row.Scan(&next) })
 		lock.Queue("SAVEPOINT sink")
 		if err := tx.SendBatch(ctx, &lock).Close(); err != nil {
 			return fmt.Errorf("copy: lock offsets row: %w", err)
@@ -242,11 +239,11 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		if len(fresh) != len(records) {
 			return fmt.Errorf("copy: %d records below next_offset %d", len(records)-len(fresh), next)
 		}
-		good, bad := w.validate(fresh)
+		good, bad := w.dec.Decode(fresh)
 		var res Result
-		var upserts, deletes []*kgo.Record
-		for _, r := range w.collapse(good, &res) {
-			if r.Value == nil {
+		var upserts, deletes []decode.Row
+		for _, r := range collapse(good, &res) {
+			if r.Op == decode.OpDelete {
 				deletes = append(deletes, r)
 			} else {
 				upserts = append(upserts, r)
@@ -254,8 +251,8 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		}
 		if len(upserts) > 0 {
 			n, err := tx.CopyFrom(ctx, stage, stageCols, pgx.CopyFromSlice(len(upserts), func(i int) ([]any, error) {
-				r := upserts[i]
-				return []any{string(r.Key), r.Value, r.Offset, r.Timestamp}, nil
+				r := upserts[i].Record
+				return []any{string(r.Key), upserts[i].Value, r.Offset, r.Timestamp}, nil
 			}))
 			if err != nil {
 				return fmt.Errorf("copy: copy: %w", err)
@@ -270,7 +267,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 			write.Queue(mergeSQL, w.partition).Exec(func(ct pgconn.CommandTag) error { upserted = ct; return nil })
 		}
 		if len(deletes) > 0 {
-			write.Queue(w.deleteSQL, textArray(deletes, recordKey))
+			write.Queue(w.deleteSQL, textArray(deletes, rowKey))
 		}
 		if write.Len() > 0 {
 			if err := tx.SendBatch(ctx, &write).Close(); err != nil {
@@ -284,7 +281,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 			return err
 		}
 		last := fresh[len(fresh)-1].Offset + 1
-		if _, err := tx.Exec(ctx, w.advanceSQL, w.group, w.topic, w.partition, last); err != nil {
+		if _, err := tx.Exec(ctx, w.advanceSQL, w.offsets.Group, w.topic, w.partition, last); err != nil {
 			return fmt.Errorf("copy: advance offset: %w", err)
 		}
 		return tx.Commit(ctx)

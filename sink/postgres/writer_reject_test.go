@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/sethvargo/go-envconfig"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // Rejections the database makes for reasons other than a value's type or a
@@ -43,8 +44,8 @@ END $$`)
 func TestWriterTriggerRejectionIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			f := newWriterFixture(t, db, mode, true)
 			f.cfg.SystemicRejects = 100
@@ -54,11 +55,11 @@ func TestWriterTriggerRejectionIsDeadLettered(t *testing.T) {
 			got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db, f.records(0, span(0, 599)), dl.send)
 
 			require.NoError(t, err, "a trigger's rejection of three records is theirs, not an outage")
-			assert.Equal(t, map[int64]string{7: ClassRejected, 300: ClassRejected, 555: ClassRejected}, dl.got())
+			assert.Equal(t, map[int64]string{7: decode.ClassRejected, 300: decode.ClassRejected, 555: decode.ClassRejected}, dl.got())
 			for _, b := range dl.bad {
-				assert.Contains(t, b.reason, "P0001", "the header keeps the SQLSTATE")
-				assert.Contains(t, b.reason, "rejected by trigger", "and the server's message")
-				assert.NotContains(t, b.logReason(), "secret", "a log line never quotes the row")
+				assert.Contains(t, b.Reason, "P0001", "the header keeps the SQLSTATE")
+				assert.Contains(t, b.Reason, "rejected by trigger", "and the server's message")
+				assert.NotContains(t, b.LogReason(), "secret", "a log line never quotes the row")
 			}
 			assert.Equal(t, 597, got.Written)
 			assert.EqualValues(t, 600, got.NextOffset)
@@ -89,7 +90,7 @@ func TestWriterBrokenTriggerIsSystemic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newWriterFixture(t, db, ModeInsert, true)
+			f := newWriterFixture(t, db, decode.ModeInsert, true)
 			f.cfg.SystemicRejects = tt.limit
 			rejectTrigger(t, f, tt.cond)
 			dl := &deadLetters{}
@@ -117,7 +118,7 @@ func TestWriterBrokenTriggerIsSystemic(t *testing.T) {
 func TestWriterInsertReplayIsNoop(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	f := newWriterFixture(t, db, ModeInsert, true)
+	f := newWriterFixture(t, db, decode.ModeInsert, true)
 	f.write(t, 0, span(0, 9))
 	_, err := db.Exec(t.Context(), `DELETE FROM `+f.offsets.Sanitize()) // the offsets table lost or re-keyed
 	require.NoError(t, err)
@@ -134,7 +135,7 @@ func TestWriterInsertReplayIsNoop(t *testing.T) {
 
 // failingBatches is a connection whose transactions fail every pipelined
 // batch of statements, as a connection cut after BEGIN would.
-type failingBatches struct{ db beginner }
+type failingBatches struct{ db Beginner }
 
 func (f failingBatches) BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error) {
 	tx, err := f.db.BeginTx(ctx, o)
@@ -160,7 +161,7 @@ func (failedBatch) Tx() pgx.Tx                       { return nil }
 func TestWriterAllTombstonesSkipped(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	f := newWriterFixture(t, db, ModeUpsert, false)
+	f := newWriterFixture(t, db, decode.ModeUpsert, false)
 	recs := f.records(0, []*kgo.Record{tomb(0, "a"), tomb(1, "b"), tomb(2, "a")})
 
 	got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), failingBatches{f.db}, recs, noDeadLetters(t))
@@ -173,7 +174,7 @@ func TestWriterAllTombstonesSkipped(t *testing.T) {
 func TestWriterStatementTimeoutShrinksStatements(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	f := newWriterFixture(t, db, ModeInsert, true)
+	f := newWriterFixture(t, db, decode.ModeInsert, true)
 	fn := pgx.Identifier{f.table[0] + "_slow"}.Sanitize()
 	_, err := db.Exec(t.Context(), `CREATE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$`)
@@ -198,7 +199,7 @@ BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$`)
 
 // columnsFixture is a writerFixture whose table the test creates with ddl
 // (%s is the table) for SINK_MAPPING=columns.
-func columnsFixture(t *testing.T, mode, ddl string) (*writerFixture, *columnsTable) {
+func columnsFixture(t *testing.T, mode decode.Mode, ddl string) (*writerFixture, *Columns) {
 	t.Helper()
 	db := testPool(t)
 	f := newWriterFixture(t, db, mode, true)
@@ -206,8 +207,8 @@ func columnsFixture(t *testing.T, mode, ddl string) (*writerFixture, *columnsTab
 	require.NoError(t, err)
 	_, err = db.Exec(t.Context(), fmt.Sprintf(ddl, f.table.Sanitize()))
 	require.NoError(t, err)
-	f.cfg.Mapping = MappingColumns
-	cols := &columnsTable{id: f.table, keyless: mode == ModeInsert}
+	f.cfg.Mapping = decode.MappingColumns
+	cols := &Columns{id: f.table, keyless: mode == decode.ModeInsert}
 	require.NoError(t, cols.load(t.Context(), db))
 	return f, cols
 }
@@ -244,7 +245,7 @@ func TestWriterColumnsCanonicalKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, cols := columnsFixture(t, ModeUpsert, tt.ddl)
+			f, cols := columnsFixture(t, decode.ModeUpsert, tt.ddl)
 			if tt.seed != "" {
 				_, err := f.db.Exec(t.Context(), fmt.Sprintf(tt.seed, f.table.Sanitize()))
 				require.NoError(t, err)
@@ -263,7 +264,7 @@ func TestWriterColumnsCanonicalKeys(t *testing.T) {
 
 func TestWriterColumnsDroppedColumnReadsCatalogAgain(t *testing.T) {
 	t.Parallel()
-	f, cols := columnsFixture(t, ModeUpsert, `CREATE TABLE %s (id int PRIMARY KEY, name text, extra text)`)
+	f, cols := columnsFixture(t, decode.ModeUpsert, `CREATE TABLE %s (id int PRIMARY KEY, name text, extra text)`)
 	_, err := f.db.Exec(t.Context(), `ALTER TABLE `+f.table.Sanitize()+` DROP COLUMN extra`)
 	require.NoError(t, err)
 
@@ -278,71 +279,6 @@ func TestWriterColumnsDroppedColumnReadsCatalogAgain(t *testing.T) {
 	require.NoError(t, err, "the retry reads the catalog again")
 	assert.Equal(t, 1, got.Written)
 	assert.Equal(t, 1, got.UnknownFields, "the field is now one no column takes")
-}
-
-func TestCanonicalKey(t *testing.T) {
-	tests := []struct {
-		name string
-		pk   []string
-		a, b string
-		same bool
-	}{
-		{name: "number and string", pk: []string{"id"}, a: `42`, b: `"42"`, same: true},
-		{name: "different values", pk: []string{"id"}, a: `42`, b: `43`},
-		{name: "fields reordered", pk: []string{"a", "b"}, a: `{"a":1,"b":"x"}`, b: `{"b":"x","a":1}`, same: true},
-		{name: "extra field ignored", pk: []string{"a", "b"}, a: `{"a":1,"b":"x","c":2}`, b: `{"b":"x","a":1}`, same: true},
-		{name: "composite differs", pk: []string{"a", "b"}, a: `{"a":1,"b":"x"}`, b: `{"a":1,"b":"y"}`},
-		{name: "separator cannot join parts", pk: []string{"a", "b"}, a: `{"a":"1,","b":"x"}`, b: `{"a":"1","b":",x"}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a, err := canonicalKey([]byte(tt.a), tt.pk)
-			require.NoError(t, err)
-			b, err := canonicalKey([]byte(tt.b), tt.pk)
-			require.NoError(t, err)
-			assert.Equal(t, tt.same, a == b, "%s vs %s", a, b)
-		})
-	}
-}
-
-func TestConfigTopicsCollideInOneUpsertTable(t *testing.T) {
-	tests := []struct {
-		name string
-		env  map[string]string
-		want []string // topics the error names; none: valid
-	}{
-		{name: "sanitised to one name", env: map[string]string{"KAFKA_TOPICS": "orders.v1,orders_v1"},
-			want: []string{`"orders.v1"`, `"orders_v1"`}},
-		{name: "mapped to one table", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=t,b=t"},
-			want: []string{`"a"`, `"b"`}},
-		{name: "mapped onto another's name", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=b"},
-			want: []string{`"a"`, `"b"`}},
-		{name: "insert mode may share a table", env: map[string]string{"KAFKA_TOPICS": "orders.v1,orders_v1", "SINK_MODE": "insert"}},
-		{name: "case makes another table", env: map[string]string{"KAFKA_TOPICS": "a,b", "SINK_TABLE_MAP": "a=T,b=t"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadConfig(t.Context(), envconfig.MapLookuper(withEnv(tt.env)))
-			if len(tt.want) == 0 {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorIs(t, err, ErrConfig)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-			assert.Contains(t, err.Error(), "SINK_TABLE_MAP")
-		})
-	}
-}
-
-func TestSystemicRejectsSetting(t *testing.T) {
-	cfg, err := LoadConfig(t.Context(), envconfig.MapLookuper(minimalEnv()))
-	require.NoError(t, err)
-	assert.Equal(t, 100, cfg.SystemicRejects)
-	_, err = LoadConfig(t.Context(), envconfig.MapLookuper(withEnv(map[string]string{"ERROR_SYSTEMIC_REJECTS": "-1"})))
-	require.ErrorIs(t, err, ErrConfig)
-	assert.Contains(t, err.Error(), "ERROR_SYSTEMIC_REJECTS")
 }
 
 func TestLoggableWithholdsRowData(t *testing.T) {

@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want Class
+		want Kind
 	}{
 		// The data's fault: retrying the same records fails the same way.
 		{name: "invalid text representation 22P02", err: pg("22P02"), want: Permanent},
@@ -84,7 +84,7 @@ func TestClassify(t *testing.T) {
 func TestClassString(t *testing.T) {
 	tests := []struct {
 		name  string
-		class Class
+		class Kind
 		want  string
 	}{
 		{name: "transient", class: Transient, want: "transient"},
@@ -107,7 +107,7 @@ func TestClassifyRealErrors(t *testing.T) {
 		name     string
 		sql      string
 		wantCode string
-		want     Class
+		want     Kind
 	}{
 		{name: "invalid JSON", sql: `SELECT 'x'::jsonb`, wantCode: "22P02", want: Permanent},
 		{name: "truncated JSON", sql: `SELECT '{"a":'::jsonb`, wantCode: "22P02", want: Permanent},

@@ -1,4 +1,4 @@
-package sink
+package postgres
 
 import (
 	"fmt"
@@ -9,12 +9,13 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
 // The per-record work of the write path, without the database: what a
 // partition goroutine spends CPU on besides waiting for PostgreSQL. Run
-// with: go test -run '^$' -bench 'Validate|ColumnsOf' -benchmem ./sink/ (and BenchmarkDedupe in batch/)
+// with: go test -run '^$' -bench 'ColumnsOf' -benchmem ./sink/postgres/ (and
+// BenchmarkDecode in sink/decode/, BenchmarkDedupe in batch/)
 
 // benchRecords is one batch as the bench suites produce it: keys user-<n>
 // (repeating), ~100-byte JSON values.
@@ -34,30 +35,18 @@ func benchRecords(n int) []*kgo.Record {
 	return recs
 }
 
-func benchWriter(b *testing.B) *writer {
-	b.Helper()
-	cfg := Config{Group: "g", Mode: ModeUpsert, Mapping: MappingJSONB, DeleteOnTombstone: true,
-		OffsetsTable: "sink_offsets", MaxRecordBytes: 4 << 20, TableMap: map[string]string{"bench": "bench"}}
-	return newWriter(cfg, "bench", 0, nil)
-}
-
-// BenchmarkValidate: the Go-side checks of every record (size, key, UTF-8,
-// JSON, NUL) that keep bad records from costing a bisection.
-func BenchmarkValidate(b *testing.B) {
-	w, recs := benchWriter(b), benchRecords(5000)
-	b.ReportAllocs()
-	for b.Loop() {
-		if good, bad := w.validate(recs); len(good) != len(recs) || len(bad) != 0 {
-			b.Fatalf("validate: %d good, %d bad", len(good), len(bad))
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+// benchRows is benchRecords(n) decoded and collapsed to the last record
+// per key, as the upsert statement gets it.
+func benchRows(n int) []decode.Row {
+	dec := decode.Config{Mode: decode.ModeUpsert, Mapping: decode.MappingJSONB, MaxRecordBytes: 4 << 20, DeleteOnTombstone: true}
+	rows, _ := dec.Decode(benchRecords(n))
+	return collapse(rows, &Result{})
 }
 
 // BenchmarkColumnsOf: turning a de-duplicated batch into the unnest
 // statement's parameter arrays.
 func BenchmarkColumnsOf(b *testing.B) {
-	recs, _ := batch.Dedupe(benchRecords(5000))
+	recs := benchRows(5000)
 	b.ReportAllocs()
 	for b.Loop() {
 		if c := columnsOf(recs); len(c.offsets) != len(recs) || len(c.keys.([]string)) != len(recs) {
@@ -73,10 +62,10 @@ func BenchmarkColumnsOf(b *testing.B) {
 // before, []*string of copied strings, which pgx encodes by reflection:
 // kept as the baseline the shipped "text-array" form is measured against.
 func BenchmarkEncodeColumns(b *testing.B) {
-	recs, _ := batch.Dedupe(benchRecords(5000))
+	recs := benchRows(5000)
 	for _, form := range []struct {
 		name  string
-		build func([]*kgo.Record) columns
+		build func([]decode.Row) columns
 	}{{"text-array", columnsOf}, {"copied-pointers", copiedPointerColumns}} {
 		b.Run(form.name, func(b *testing.B) {
 			m := pgtype.NewMap()
@@ -101,11 +90,12 @@ func BenchmarkEncodeColumns(b *testing.B) {
 }
 
 // copiedPointerColumns is the baseline of BenchmarkEncodeColumns.
-func copiedPointerColumns(records []*kgo.Record) columns {
-	keys, values := make([]*string, len(records)), make([]*string, len(records))
-	c := columns{keys: keys, values: values, offsets: make([]int64, len(records)), timestamps: make([]time.Time, len(records))}
-	for i, r := range records {
-		k, v := string(r.Key), string(r.Value)
+func copiedPointerColumns(rows []decode.Row) columns {
+	keys, values := make([]*string, len(rows)), make([]*string, len(rows))
+	c := columns{keys: keys, values: values, offsets: make([]int64, len(rows)), timestamps: make([]time.Time, len(rows))}
+	for i, row := range rows {
+		r := row.Record
+		k, v := string(r.Key), string(row.Value)
 		keys[i], values[i] = &k, &v
 		c.offsets[i], c.timestamps[i] = r.Offset, r.Timestamp
 	}
@@ -116,13 +106,13 @@ func copiedPointerColumns(records []*kgo.Record) columns {
 // parameter to []*string with nil for NULL; otherwise []string, sharing the
 // records' bytes.
 func TestTextArrayNulls(t *testing.T) {
-	recs := []*kgo.Record{{Key: []byte("a")}, {Key: []byte{}}, {Key: nil}}
-	got, ok := textArray(recs, recordKey).([]*string)
+	recs := []decode.Row{{Record: &kgo.Record{Key: []byte("a")}}, {Record: &kgo.Record{Key: []byte{}}}, {Record: &kgo.Record{Key: nil}}}
+	got, ok := textArray(recs, rowKey).([]*string)
 	if !ok || len(got) != 3 || *got[0] != "a" || *got[1] != "" || got[2] != nil {
-		t.Fatalf("with a null key: got %#v", textArray(recs, recordKey))
+		t.Fatalf("with a null key: got %#v", textArray(recs, rowKey))
 	}
-	plain, ok := textArray(recs[:2], recordKey).([]string)
+	plain, ok := textArray(recs[:2], rowKey).([]string)
 	if !ok || len(plain) != 2 || plain[0] != "a" || plain[1] != "" {
-		t.Fatalf("without nulls: got %#v", textArray(recs[:2], recordKey))
+		t.Fatalf("without nulls: got %#v", textArray(recs[:2], rowKey))
 	}
 }

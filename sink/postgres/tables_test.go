@@ -1,12 +1,10 @@
-package sink
+package postgres
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,85 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkworker/sinkworker/internal/testenv"
+	"github.com/sinkworker/sinkworker/sink/decode"
 )
-
-// The helpers below are shared by the sink package's database tests
-// (tables, errors, writer). They use the real PostgreSQL that
-// `scripts/services up` starts; without DATABASE_URL they fail, never skip.
-
-// testPool opens a pgxpool on the real database, closed when the test ends.
-func testPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	db, err := pgxpool.New(t.Context(), testenv.DatabaseURL(t))
-	require.NoError(t, err)
-	t.Cleanup(db.Close)
-	require.NoError(t, db.Ping(t.Context()), "the database must answer")
-	return db
-}
-
-// dropTablesAtCleanup drops the named tables (if they exist) when the test
-// ends, whatever its outcome.
-func dropTablesAtCleanup(t *testing.T, db *pgxpool.Pool, tables ...pgx.Identifier) {
-	t.Helper()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		for _, tb := range tables {
-			_, err := db.Exec(ctx, `DROP TABLE IF EXISTS `+tb.Sanitize())
-			assert.NoError(t, err, "drop %s", tb.Sanitize())
-		}
-	})
-}
-
-// createSchema creates a schema for the test and drops it, with everything
-// in it, when the test ends.
-func createSchema(t *testing.T, db *pgxpool.Pool, name string) {
-	t.Helper()
-	id := pgx.Identifier{name}.Sanitize()
-	_, err := db.Exec(t.Context(), `CREATE SCHEMA `+id)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := db.Exec(ctx, `DROP SCHEMA IF EXISTS `+id+` CASCADE`)
-		assert.NoError(t, err, "drop schema %s", id)
-	})
-}
-
-// testConfig is a Config that passes Validate, for topics and mode, with
-// tables and offsets table the caller names. The caller owns the names.
-func testConfig(t *testing.T, mode, offsetsTable string, tableMap map[string]string, topics ...string) Config {
-	t.Helper()
-	c := Config{
-		Brokers:                []string{"127.0.0.1:9092"},
-		Topics:                 topics,
-		Group:                  "sinktest",
-		StartOffset:            "earliest",
-		IsolationLevel:         IsolationReadCommitted,
-		SessionTimeout:         45 * time.Second,
-		GroupProtocol:          GroupProtocolClassic,
-		DatabaseURL:            testenv.DatabaseURL(t),
-		TableMap:               tableMap,
-		Mode:                   mode,
-		Mapping:                MappingJSONB,
-		DeleteOnTombstone:      true,
-		MaxRecordBytes:         4 << 20,
-		BufferMaxBytes:         64 << 20,
-		FetchMaxPartitionBytes: 256 << 10,
-		OffsetsTable:           offsetsTable,
-		ErrorPolicy:            "dlq",
-		HTTPAddr:               ":9090",
-		ShutdownTimeout:        30 * time.Second,
-		TxIdleTimeout:          60 * time.Second,
-		TxTimeout:              60 * time.Second,
-		LogLevel:               "info",
-		LogFormat:              "json",
-	}
-	c.Batch.MaxRecords, c.Batch.MaxBytes, c.Batch.Linger = 5000, 4<<20, 100*time.Millisecond
-	c.Pool.MaxConns = 16
-	require.NoError(t, c.Validate(), "test config must be valid")
-	return c
-}
 
 // column is one column of a table as information_schema reports it.
 type column struct {
@@ -190,7 +111,7 @@ var (
 
 // assertShape checks that table has the README's shape of mode ("offsets"
 // for the offsets table).
-func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode string) {
+func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode decode.Mode) {
 	t.Helper()
 	var (
 		cols    []column
@@ -198,9 +119,9 @@ func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode stri
 		notNull []string // what the README requires: the key columns, and value in upsert mode
 	)
 	switch mode {
-	case ModeUpsert:
+	case decode.ModeUpsert:
 		cols, key, notNull = upsertColumns, upsertKey, []string{"key", "value"}
-	case ModeInsert:
+	case decode.ModeInsert:
 		cols, key, notNull = insertColumn, insertKey, insertKey
 	default:
 		cols, key, notNull = offsetsColumn, offsetsKey, offsetsKey
@@ -211,11 +132,11 @@ func assertShape(t *testing.T, db *pgxpool.Pool, table pgx.Identifier, mode stri
 	for _, c := range notNull {
 		assert.Contains(t, gotNotNull, c, "%s.%s must be NOT NULL", table.Sanitize(), c)
 	}
-	if mode == ModeUpsert {
+	if mode == decode.ModeUpsert {
 		// The README: only the key and the value are NOT NULL.
 		assert.Equal(t, notNull, gotNotNull, "NOT NULL columns of %s", table.Sanitize())
 	}
-	if mode == ModeInsert {
+	if mode == decode.ModeInsert {
 		// A tombstone row has a NULL value; a null key is a NULL key.
 		assert.Equal(t, insertKey, gotNotNull, "NOT NULL columns of %s", table.Sanitize())
 	}
@@ -348,8 +269,8 @@ func TestEnsureTablesShapes(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{ModeUpsert, ModeInsert} {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+		for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+			t.Run(tt.name+"/"+string(mode), func(t *testing.T) {
 				t.Parallel()
 				sfx := testenv.Suffix()
 				sentinel := "sw_sentinel_" + sfx
@@ -389,8 +310,8 @@ func TestEnsureTablesShapes(t *testing.T) {
 func TestEnsureTablesIdempotent(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			sfx := testenv.Suffix()
 			topic := "sw.idem-" + sfx
@@ -404,13 +325,13 @@ func TestEnsureTablesIdempotent(t *testing.T) {
 				` (consumer_group, topic, partition, next_offset, updated_at) VALUES ('g', $1, 0, 42, now())`, topic)
 			require.NoError(t, err)
 			var rowSQL string
-			if mode == ModeUpsert {
+			if mode == decode.ModeUpsert {
 				rowSQL = `INSERT INTO ` + table.Sanitize() + ` (key, value) VALUES ('k', '{"a":1}')`
 			} else {
 				rowSQL = `INSERT INTO ` + table.Sanitize() + ` (kafka_topic, kafka_partition, kafka_offset, value) VALUES ($1, 0, 41, '{"a":1}')`
 			}
 			args := []any{}
-			if mode == ModeInsert {
+			if mode == decode.ModeInsert {
 				args = append(args, topic)
 			}
 			_, err = db.Exec(t.Context(), rowSQL, args...)
@@ -436,8 +357,8 @@ func TestEnsureTablesConcurrent(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
 	const callers = 4
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			sfx := testenv.Suffix()
 			topics := []string{"sw.conc-a-" + sfx, "sw.conc-b-" + sfx, "sw.conc-c-" + sfx}
@@ -482,15 +403,14 @@ func TestEnsureTablesConcurrent(t *testing.T) {
 func TestEnsureTablesColumnsMappingCreatesOnlyOffsets(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
-	for _, mode := range []string{ModeUpsert, ModeInsert} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			sfx := testenv.Suffix()
 			topic := "sw.cols-" + sfx
 			offsets := pgx.Identifier{"sw_offsets_" + sfx}
 			cfg := testConfig(t, mode, offsets[0], nil, topic)
-			cfg.Mapping = MappingColumns
-			require.NoError(t, cfg.Validate())
+			cfg.Mapping = decode.MappingColumns
 			dropTablesAtCleanup(t, db, cfg.Table(topic), offsets)
 
 			require.NoError(t, EnsureTables(t.Context(), db, cfg))

@@ -1,0 +1,79 @@
+package sink
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sinkworker/sinkworker/sink/decode"
+	"github.com/sinkworker/sinkworker/sink/postgres"
+)
+
+// The stages' configurations, built from the flat Config that the
+// environment fills: each stage package gets only what it uses.
+
+// Table returns the quoted-ready identifier of topic's table: its
+// SINK_TABLE_MAP entry, else postgres.TableName(topic).
+func (c Config) Table(topic string) pgx.Identifier {
+	if t, ok := c.TableMap[topic]; ok {
+		id, _ := postgres.ParseIdentifier(t) // Validate has checked it
+		return id
+	}
+	return pgx.Identifier{postgres.TableName(topic)}
+}
+
+func (c Config) offsetsTable() pgx.Identifier {
+	id, _ := postgres.ParseIdentifier(c.OffsetsTable)
+	return id
+}
+
+// Postgres is the database side's configuration (Validate first).
+func (c Config) Postgres() postgres.Config {
+	tables := make(map[string]pgx.Identifier, len(c.Topics))
+	for _, t := range c.Topics {
+		tables[t] = c.Table(t)
+	}
+	return postgres.Config{
+		Group:             c.Group,
+		OffsetsTable:      c.offsetsTable(),
+		Topics:            c.Topics,
+		Tables:            tables,
+		Mode:              decode.Mode(c.Mode),
+		Mapping:           decode.Mapping(c.Mapping),
+		DeleteOnTombstone: c.DeleteOnTombstone,
+		StopOnReject:      c.ErrorPolicy == "stop",
+		SystemicRejects:   c.SystemicRejects,
+		TxIdleTimeout:     c.TxIdleTimeout,
+	}
+}
+
+// Decode is the decode stage's configuration for a topic whose table has
+// the primary key primaryKey returns (SINK_MAPPING=columns; nil in jsonb
+// mapping).
+func (c Config) Decode(primaryKey func() []string) decode.Config {
+	return decode.Config{
+		Mode:              decode.Mode(c.Mode),
+		Mapping:           decode.Mapping(c.Mapping),
+		MaxRecordBytes:    c.MaxRecordBytes,
+		DeleteOnTombstone: c.DeleteOnTombstone,
+		PrimaryKey:        primaryKey,
+	}
+}
+
+// EnsureTables creates the tables c names, if missing
+// (postgres.EnsureTables).
+func EnsureTables(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, c Config) error {
+	return postgres.EnsureTables(ctx, db, c.Postgres())
+}
+
+// ApplicationName is the application_name of the worker's connections,
+// sinkworker/<group>/<member>, cut to PostgreSQL's 63 bytes.
+func ApplicationName(group, member string) string {
+	name := "sinkworker/" + group + "/" + member
+	if len(name) > postgres.MaxIdentLen {
+		name = name[:postgres.MaxIdentLen]
+	}
+	return name
+}
