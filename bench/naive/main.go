@@ -40,7 +40,7 @@ func main() {
 		dsn       = flag.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection string")
 		topic     = flag.String("topic", "", "topic to consume")
 		group     = flag.String("group", "", "consumer group")
-		table     = flag.String("table", "", "upsert table (sink.EnsureTables shape)")
+		table     = flag.String("table", "", "upsert table (postgres.EnsureTables shape)")
 		consumers = flag.Int("consumers", 1, "consumer threads (Spring: concurrency = partitions)")
 		poolSize  = flag.Int("pool", 10, "connection pool size (HikariCP default 10)")
 		records   = flag.Int64("records", 0, "stop after this many records (0: only -duration)")

@@ -7,7 +7,6 @@ import (
 	"github.com/sinkworker/sinkworker/bench/internal/ceiling"
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
-	"github.com/sinkworker/sinkworker/sink"
 )
 
 // ceilingRun writes every batch into a fresh table with conns connections
@@ -18,7 +17,7 @@ import (
 func (b *bench) ceilingRun(ctx context.Context, l *dataset.Layout, perPart [][]ceiling.Batch, conns int, tx ceiling.Tx) (time.Duration, error) {
 	_, group, table := b.fresh()
 	defer b.forget(table, group)
-	if err := sinkdb.EnsureTable(ctx, b.s.db, l.Topic, table, b.mode()); err != nil {
+	if err := sinkdb.EnsureTable(ctx, b.s.db, l.Topic, table, b.o.insert); err != nil {
 		return 0, err
 	}
 	elapsed, err := ceiling.Write(ctx, ceiling.Config{DSN: b.s.dsn, App: "bench-suite-ceiling", Table: table,
@@ -27,14 +26,6 @@ func (b *bench) ceilingRun(ctx context.Context, l *dataset.Layout, perPart [][]c
 		return 0, err
 	}
 	return elapsed, b.checkTable(ctx, table, b.d, l)
-}
-
-// mode is the workers' SINK_MODE.
-func (b *bench) mode() string {
-	if b.o.insert {
-		return sink.ModeInsert
-	}
-	return sink.ModeUpsert
 }
 
 // checkTable compares a table the workers' mode wrote with what the records imply.

@@ -16,7 +16,6 @@ import (
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
-	"github.com/sinkworker/sinkworker/sink"
 )
 
 // debeziumVersion is the io.debezium:debezium-connector-jdbc plugin fetched
@@ -106,7 +105,7 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 		return r, err
 	}
 	defer b.forget(table, "connect-"+name) // Connect's consumer group
-	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, sink.ModeUpsert); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, false); err != nil {
 		return r, err
 	}
 	u, err := url.Parse(s.dsn)

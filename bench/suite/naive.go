@@ -14,7 +14,6 @@ import (
 	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/rss"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
-	"github.com/sinkworker/sinkworker/sink"
 )
 
 // naiveResult is the hand-written consumer's run (bench/naive).
@@ -42,7 +41,7 @@ func (b *bench) runNaive(ctx context.Context, l *dataset.Layout, dur time.Durati
 	r := naiveResult{parts: l.Parts, consumers: l.Parts, pool: 10}
 	id, group, table := b.fresh()
 	defer b.forget(table, group)
-	if err := sinkdb.EnsureTable(ctx, s.db, l.Topic, table, sink.ModeUpsert); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, l.Topic, table, false); err != nil {
 		return r, err
 	}
 	if _, err := s.db.Exec(ctx, "CHECKPOINT"); err != nil {

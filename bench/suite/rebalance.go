@@ -133,7 +133,7 @@ func (h *rebalancer) run(ctx context.Context) error {
 			return err
 		}
 		// Created beforehand so that two workers starting at once do not race to create it.
-		if err := sinkdb.EnsureTable(ctx, s.db, f.topic, f.table, h.b.mode()); err != nil {
+		if err := sinkdb.EnsureTable(ctx, s.db, f.topic, f.table, h.b.o.insert); err != nil {
 			return err
 		}
 		topics = append(topics, f.topic)

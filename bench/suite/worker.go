@@ -211,7 +211,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 		return err
 	}
 	// The table and offsets exist before the first poll.
-	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, b.mode()); err != nil {
+	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, b.o.insert); err != nil {
 		return err
 	}
 	procs, err := b.startWorkers(r.workers, topic, group, table, id, extra)

@@ -1,15 +1,13 @@
 // Package ceiling writes a dataset's records straight into PostgreSQL with
-// the writer's own statements, from memory and without Kafka: the
-// database's ceiling for the rows a worker writes. The statements are
-// copies of the unexported ones in sink/writer.go: keep them in step.
+// the writer's own statements (postgres.CeilingStatements), from memory and
+// without Kafka: the database's ceiling for the rows a worker writes.
 //
 //	perPart, rows := ceiling.Batches(d, l, 5000, false)
-//	// sinkdb.EnsureTable(ctx, db, l.Topic, table, sink.ModeUpsert)
+//	// sinkdb.EnsureTable(ctx, db, l.Topic, table, false)
 //	elapsed, err := ceiling.Write(ctx, ceiling.Config{DSN: dsn, App: "bench-x-ceiling", Table: table, Conns: 4}, perPart)
 package ceiling
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,30 +15,20 @@ import (
 
 	"github.com/sinkworker/sinkworker/batch"
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
+	"github.com/sinkworker/sinkworker/sink/decode"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
-// statements are the writer's: lock the offsets row, write the rows (the
-// upsert, or in insert mode the insert), advance the offsets row.
-func statements(table string, insert bool) (lock, write, advance string) {
-	t := pgx.Identifier{table}.Sanitize()
-	lock = `INSERT INTO sink_offsets AS o (consumer_group, topic, partition, next_offset, updated_at)
-VALUES ($1, $2, $3, 0, now())
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset
-RETURNING o.next_offset`
-	advance = `UPDATE sink_offsets SET next_offset = $4, updated_at = now()
-WHERE consumer_group = $1 AND topic = $2 AND partition = $3`
-	write = `INSERT INTO ` + t + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
-SELECT u.k, u.v::jsonb, $1, u.o, u.ts, now()
-FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o, ts)
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
-	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`
+// statements are the writer's own (postgres.CeilingStatements) for table
+// in sink_offsets: lock the offsets row, write the rows (the upsert, or in
+// insert mode the insert), advance the offsets row.
+func statements(topic, table string, insert bool) (lock, write, advance string) {
+	mode := decode.ModeUpsert
 	if insert {
-		write = fmt.Sprintf(`INSERT INTO %s (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
-SELECT $1, $2, u.o, u.k, u.v::jsonb, u.ts
-FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)
-ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`, t)
+		mode = decode.ModeInsert
 	}
-	return lock, write, advance
+	return postgres.CeilingStatements(postgres.Config{OffsetsTable: pgx.Identifier{"sink_offsets"},
+		Tables: map[string]pgx.Identifier{topic: {table}}, Mode: mode}, topic)
 }
 
 // Batch is consecutive records of one partition, de-duplicated as the

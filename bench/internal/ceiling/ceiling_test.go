@@ -64,9 +64,8 @@ func TestShare(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	err := Config{Tx: Writer}.validate()
 	require.Error(t, err)
-	for _, field := range []string{"Table", "Conns", "Group and Topic"} {
+	for _, field := range []string{"Table", "Conns", "Group and Topic", "Topic is empty"} {
 		assert.Contains(t, err.Error(), field)
 	}
-	assert.NoError(t, Config{Table: "t", Conns: 1}.validate())
-	assert.ErrorContains(t, Config{Table: "t", Conns: 1, Insert: true}.validate(), "Insert needs Topic")
+	assert.NoError(t, Config{Table: "t", Conns: 1, Topic: "x"}.validate())
 }

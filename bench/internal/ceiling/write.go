@@ -36,11 +36,12 @@ type Config struct {
 	Conns int
 	// Tx is what each batch's transaction holds; Statement by default.
 	Tx Tx
-	// Group and Topic name the sink_offsets rows that Writer locks and
-	// advances; required with Writer. Insert writes the rows in the
-	// writer's insert mode (Table in its shape), which needs Topic too.
-	Group, Topic string
-	Insert       bool
+	// Topic is the records' topic. Group names the sink_offsets rows that
+	// Writer locks and advances; required with Writer.
+	Topic, Group string
+	// Insert writes the rows in the writer's insert mode (Table in its
+	// shape); else they are upserted.
+	Insert bool
 }
 
 func (c Config) validate() error {
@@ -54,8 +55,8 @@ func (c Config) validate() error {
 	if c.Tx == Writer && (c.Group == "" || c.Topic == "") {
 		errs = append(errs, errors.New("ceiling: Tx Writer needs Group and Topic"))
 	}
-	if c.Insert && c.Topic == "" {
-		errs = append(errs, errors.New("ceiling: Insert needs Topic"))
+	if c.Topic == "" {
+		errs = append(errs, errors.New("ceiling: Topic is empty"))
 	}
 	return errors.Join(errs...)
 }
@@ -91,7 +92,7 @@ func Write(ctx context.Context, c Config, perPart [][]Batch) (time.Duration, err
 	}
 	work := share(perPart, c.Conns)
 	var sql stmts
-	sql.lock, sql.write, sql.advance = statements(c.Table, c.Insert)
+	sql.lock, sql.write, sql.advance = statements(c.Topic, c.Table, c.Insert)
 
 	var (
 		wg   sync.WaitGroup

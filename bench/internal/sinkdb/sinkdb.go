@@ -14,7 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/decode"
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // DB is what the functions here need of a *pgx.Conn or *pgxpool.Pool.
@@ -73,14 +74,18 @@ func Check(ctx context.Context, db DB, table string, wantRows int, wantSum int64
 	return nil
 }
 
-// EnsureTable creates table in the sink's shape for mode (sink.ModeUpsert
-// or sink.ModeInsert), and sink_offsets, as a worker consuming topic would
-// (sink.EnsureTables).
+// EnsureTable creates table in the sink's upsert shape, or with insert its
+// insert shape, and sink_offsets, as a worker consuming topic would
+// (postgres.EnsureTables).
 func EnsureTable(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
-}, topic, table, mode string) error {
-	return sink.EnsureTables(ctx, db, sink.Config{Topics: []string{topic}, TableMap: map[string]string{topic: table},
-		Mode: mode, OffsetsTable: "sink_offsets"})
+}, topic, table string, insert bool) error {
+	mode := decode.ModeUpsert
+	if insert {
+		mode = decode.ModeInsert
+	}
+	return postgres.EnsureTables(ctx, db, postgres.Config{OffsetsTable: pgx.Identifier{"sink_offsets"},
+		Topics: []string{topic}, Tables: map[string]pgx.Identifier{topic: {table}}, Mode: mode})
 }
 
 // UndefinedTable reports SQLSTATE 42P01: sink_offsets does not exist until
