@@ -81,7 +81,7 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestClassString(t *testing.T) {
+func TestKindString(t *testing.T) {
 	tests := []struct {
 		name  string
 		class Kind
