@@ -115,6 +115,57 @@ func TestWriterBrokenTriggerIsSystemic(t *testing.T) {
 	}
 }
 
+// TestWriterRejectionBelowNextOffsetIsNotDeadLetteredAgain: the decode
+// stage rejects a record on every attempt, but only the transaction that
+// moves next_offset past it dead-letters it. A replay of the batch (a
+// retry after an unknown commit outcome, a zombie, a new owner) finds it
+// below next_offset: dropped with the rows, counted as already applied,
+// and not dead-lettered a second time; a batch that overlaps it
+// dead-letters only the rejections at or above next_offset.
+func TestWriterRejectionBelowNextOffsetIsNotDeadLetteredAgain(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	for _, mode := range []decode.Mode{decode.ModeUpsert, decode.ModeInsert} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			f := newWriterFixture(t, db, mode, true)
+			batch := []*kgo.Record{val(0, "k0"), raw(1, "k1", []byte(`{bad`)), val(2, "k2"), raw(3, "k3", []byte(`{bad`))}
+			dl := &deadLetters{}
+			w := newWriter(f.cfg, f.topic, 0, nil)
+			first, err := w.Write(t.Context(), f.db, f.records(0, batch), dl.send)
+			require.NoError(t, err)
+			assert.Equal(t, 2, first.DeadLettered)
+			assert.Equal(t, map[int64]string{1: decode.ClassDecode, 3: decode.ClassDecode}, dl.got())
+
+			again := &deadLetters{}
+			replay, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db, f.records(0, batch), again.send)
+			require.NoError(t, err)
+			assert.Empty(t, again.got(), "nothing of the replayed batch is dead-lettered again")
+			assert.Equal(t, 4, replay.AlreadyApplied, "rows and rejections alike")
+			assert.Zero(t, replay.Applied)
+			assert.EqualValues(t, 4, replay.NextOffset)
+
+			more := &deadLetters{}
+			overlap, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db,
+				f.records(0, append(batch[2:], raw(4, "k4", []byte(`{bad`)), val(5, "k5"))), more.send)
+			require.NoError(t, err)
+			assert.Equal(t, map[int64]string{4: decode.ClassDecode}, more.got(), "only the new rejection")
+			assert.Equal(t, 2, overlap.AlreadyApplied)
+			assert.Equal(t, 2, overlap.Applied)
+			next, ok := f.nextOffset(t, 0)
+			require.True(t, ok)
+			assert.EqualValues(t, 6, next)
+
+			only := &deadLetters{}
+			res, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), f.db,
+				f.records(0, []*kgo.Record{raw(6, "k6", []byte(`{bad`))}), only.send)
+			require.NoError(t, err)
+			assert.Equal(t, map[int64]string{6: decode.ClassDecode}, only.got())
+			assert.EqualValues(t, 7, res.NextOffset, "a batch of rejections alone moves next_offset past them")
+		})
+	}
+}
+
 func TestWriterInsertReplayIsNoop(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
