@@ -68,11 +68,10 @@ func sweep(o options) []point {
 // a failed measurement is in the report, and the run goes on.
 func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, pts []point, topics *[]string) {
 	o, s := b.o, b.s
-	var phase time.Time
 	// 1. Ceiling: per partition count, on that topic's records (de-duplication
 	// depends on how keys fall into partitions), at every connection count the
 	// sweep uses there.
-	phase = time.Now()
+	phase := time.Now()
 	for _, P := range o.partitions {
 		if !o.scenarios["ceiling"] {
 			break
@@ -240,6 +239,8 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 	}
 }
 
+// debezium produces src's records in Kafka Connect's envelope to a topic of
+// its own and runs the Debezium JDBC sink on it, with its defaults and tuned.
 func (b *bench) debezium(ctx context.Context, src *dataset.Layout, topics *[]string) error {
 	s := b.s
 	dir, err := b.connectDir(ctx)
