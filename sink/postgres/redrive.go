@@ -138,7 +138,7 @@ func (d *Redriver) warnOnce(cols *Columns, msg string) {
 	}
 }
 
-// redriveInsertSQL inserts the rows of columnsTable.rowsSQL into the used
+// redriveInsertSQL inserts the rows of Columns.rowsSQL into the used
 // columns; placed: unless a row with the same coordinates is there.
 func redriveInsertSQL(t *Columns, used []string, placed bool) string {
 	list, sel := columnLists(used)
