@@ -152,9 +152,6 @@ func (w *Worker) Close() {
 	})
 }
 
-// closeBase releases what New opened; see Close.
-func (w *Worker) closeBase() { w.Close() }
-
 // Addr is the HTTP listener's address (useful with HTTP_ADDR=127.0.0.1:0),
 // or nil when HTTP is disabled.
 func (w *Worker) Addr() net.Addr {

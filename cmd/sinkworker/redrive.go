@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/postgres"
+	"github.com/sinkworker/sinkworker/sink/redrive"
 )
 
 const redriveUsage = `Usage: sinkworker redrive
@@ -38,7 +40,20 @@ func runRedrive(stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	res, err := sink.Redrive(ctx, cfg, log)
+	res := redrive.Result{Failed: map[string]int{}}
+	kafka, err := cfg.ClientOpts()
+	if err == nil {
+		res, err = redrive.Run(ctx, redrive.Config{
+			Kafka:           kafka,
+			DLQTopic:        cfg.DLQTopic,
+			DatabaseURL:     cfg.DatabaseURL,
+			ApplicationName: sink.ApplicationName(cfg.Group, cfg.Member),
+			Pool:            cfg.Pool,
+			Postgres:        cfg.Postgres(),
+			Decode:          cfg.Decode,
+			TxTimeout:       cfg.TxTimeout,
+		}, log)
+	}
 	fmt.Fprintf(os.Stdout, "redrive: read %d, landed %d, skipped %d (already there or newer), other topics %d, failed again %d\n",
 		res.Read, res.Landed, res.Skipped, res.OtherTopics, res.FailedTotal())
 	classes := make([]string, 0, len(res.Failed))
@@ -50,7 +65,7 @@ func runRedrive(stderr io.Writer) int {
 		fmt.Fprintf(os.Stdout, "  failed again, %s: %d\n", c, res.Failed[c])
 	}
 	switch {
-	case errors.Is(err, sink.ErrConfig):
+	case errors.Is(err, sink.ErrConfig), errors.Is(err, postgres.ErrNoPrimaryKey):
 		log.Error("redrive", "err", err)
 		return 2
 	case err != nil:

@@ -101,7 +101,7 @@ func TestRedriveLeavesNewerRowsAlone(t *testing.T) {
 		letter{topic: uniq("other"), offset: 1, key: "alien", value: []byte(`{"n":1}`)},
 	)
 
-	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
+	out, _, code := redriveCmd(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
 		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 7, landed 2, skipped 4 (already there or newer), other topics 1, failed again 0")
@@ -137,7 +137,7 @@ INSERT INTO `+uIdent+` VALUES ('a', 10), ('b', 3)`)
 		letter{topic: unordered, offset: 9, key: "d", value: []byte(`{"n":9}`)},
 	)
 
-	out, log, code := redrive(t, map[string]string{"KAFKA_TOPICS": ordered + "," + unordered, "KAFKA_GROUP": group,
+	out, log, code := redriveCmd(t, map[string]string{"KAFKA_TOPICS": ordered + "," + unordered, "KAFKA_GROUP": group,
 		"SINK_MAPPING": "columns", "SINK_TABLE_MAP": ordered + "=" + oTable + "," + unordered + "=" + uTable, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 8, landed 4, skipped 4 (already there or newer), other topics 0, failed again 0")
@@ -171,7 +171,7 @@ func TestRedriveReadsCommittedLetters(t *testing.T) {
 		require.NoError(t, cl.EndTransaction(t.Context(), tx.commit))
 	}
 
-	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
+	out, _, code := redriveCmd(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
 		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 1, landed 1, skipped 0 (already there or newer), other topics 0, failed again 0")
@@ -199,7 +199,7 @@ func TestRedriveEndsWhenLettersAreDeleted(t *testing.T) {
 	require.NoError(t, err)
 	resp.Each(func(r kadm.DeleteRecordsResponse) { require.NoError(t, r.Err) })
 
-	out, _, code := redrive(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
+	out, _, code := redriveCmd(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
 		"SINK_TABLE_MAP": topic + "=" + table, "DLQ_TOPIC": dlqTopic})
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "read 1, landed 1, skipped 0 (already there or newer), other topics 0, failed again 0")

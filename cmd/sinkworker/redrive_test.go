@@ -66,7 +66,7 @@ CONSTRAINT n_not_negative CHECK ((value->>'n')::int >= 0))`)
 	_, err = pool.Exec(t.Context(), `ALTER TABLE `+ident+` DROP CONSTRAINT n_not_negative`)
 	require.NoError(t, err)
 
-	out, _, code := redrive(t, env)
+	out, _, code := redriveCmd(t, env)
 	assert.Equal(t, 1, code, "one record failed again")
 	assert.Contains(t, out, "read 13, landed 11, skipped 1 (already there or newer), other topics 0, failed again 1")
 	assert.Contains(t, out, "failed again, decode: 1")
@@ -81,7 +81,7 @@ CONSTRAINT n_not_negative CHECK ((value->>'n')::int >= 0))`)
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT kafka_timestamp FROM `+ident+` WHERE key = 'stamped'`).Scan(&ts))
 	assert.True(t, stamp.Equal(ts), "a redriven row keeps its source record's timestamp %v, not %v", stamp, ts)
 
-	out, _, code = redrive(t, env)
+	out, _, code = redriveCmd(t, env)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "read 13, landed 0, skipped 12 (already there or newer), other topics 0, failed again 1", "a second run lands nothing twice")
 }
@@ -95,10 +95,10 @@ func produceAt(t *testing.T, topic, key string, value []byte, ts time.Time) {
 	require.NoError(t, cl.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Timestamp: ts}).FirstErr())
 }
 
-// redrive runs `sinkworker redrive` with the services and settings, and
+// redriveCmd runs `sinkworker redrive` with the services and settings, and
 // returns its standard output, its log and its exit status. It fails the
 // test if the command has not ended within a minute.
-func redrive(t *testing.T, settings map[string]string) (out, log string, code int) {
+func redriveCmd(t *testing.T, settings map[string]string) (out, log string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -1,4 +1,13 @@
-package sink
+// Package redrive is `sinkworker redrive`: it reads the dead-letter topics
+// of the consumed topics back into the tables the worker writes, once the
+// cause of the rejections is fixed, never over a newer row. It is built from
+// the stages, with no Worker: dlq.SourceOf turns a letter back into its
+// source record, decode checks it as the worker would, and
+// postgres.Redriver writes it over a pool of its own (one connection).
+//
+// Use: res, err := redrive.Run(ctx, cfg, log), with cfg built from the
+// worker's settings; Run may be run again (what landed is skipped).
+package redrive
 
 import (
 	"context"
@@ -11,22 +20,49 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sinkworker/sinkworker/pool"
 	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
-// RedriveResult counts what Redrive did.
-type RedriveResult struct {
+// Config is what Run needs, built by the caller from the worker's
+// settings.
+type Config struct {
+	// Kafka are the options of a plain client: seed brokers, SASL and TLS
+	// (sink.Config.ClientOpts), no group.
+	Kafka []kgo.Opt
+	// DLQTopic is DLQ_TOPIC: the one dead-letter topic of every consumed
+	// topic when set, else each topic's "<topic>.dlq" (dlq.TopicFor).
+	DLQTopic string
+	// DatabaseURL is the pgx connection string; never logged.
+	DatabaseURL string
+	// ApplicationName names the connection in pg_stat_activity.
+	ApplicationName string
+	// Pool configures the connection pool, which holds one connection.
+	Pool pool.Config
+	// Postgres is the database side, as the worker has it: the consumed
+	// topics, their tables, SINK_MODE and SINK_MAPPING.
+	Postgres postgres.Config
+	// Decode is the decode stage's configuration of a topic whose table
+	// has the primary key primaryKey returns (nil in jsonb mapping).
+	Decode func(primaryKey func() []string) decode.Config
+	// TxTimeout bounds each database step (SINK_TX_TIMEOUT): a database
+	// that stops answering fails the command, never hangs it.
+	TxTimeout time.Duration
+}
+
+// Result counts what Run did.
+type Result struct {
 	Read        int            // dead letters read (transaction markers aside)
 	Landed      int            // written to their table, or their row deleted
-	Skipped     int            // already there, or their row may be newer (see Redrive)
-	OtherTopics int            // letters of a topic outside KAFKA_TOPICS (a shared DLQ_TOPIC), left alone
+	Skipped     int            // already there, or their row may be newer (see Run)
+	OtherTopics int            // letters of a topic outside the consumed ones (a shared DLQ_TOPIC), left alone
 	Failed      map[string]int // failed again, by dead-letter class
 }
 
 // FailedTotal is the number of records that failed again.
-func (r RedriveResult) FailedTotal() int {
+func (r Result) FailedTotal() int {
 	n := 0
 	for _, c := range r.Failed {
 		n += c
@@ -35,37 +71,39 @@ func (r RedriveResult) FailedTotal() int {
 }
 
 // idlePoll bounds one poll of the dead-letter topics: after a poll that
-// brought nothing for the partitions not yet read to their end, Redrive
-// checks whether the letters it still waits for have been deleted.
+// brought nothing for the partitions not yet read to their end, Run checks
+// whether the letters it still waits for have been deleted.
 const idlePoll = time.Second
 
-// Redrive re-sinks the records in the dead-letter topics of cfg.Topics, once
-// the cause has been fixed (a column added, a constraint relaxed, a bug
+// Run re-sinks the records in the dead-letter topics of cfg.Postgres.Topics,
+// once the cause has been fixed (a column added, a constraint relaxed, a bug
 // released). It reads each dead-letter partition from its start to its last
-// stable offset when Redrive begins, committed letters only, and ends when it
+// stable offset when Run begins, committed letters only, and ends when it
 // has read that far or when retention or DeleteRecords has removed what was
 // left. Each letter goes back to its source topic's table under its source
 // coordinates and timestamp (the __connect.errors.* headers and
-// HeaderTimestamp), one statement each. A letter of a topic outside
-// cfg.Topics is counted in OtherTopics and left alone.
+// dlq.HeaderTimestamp), one statement each. A letter of another topic is
+// counted in OtherTopics and left alone.
 //
-// Redrive never overwrites or deletes a row that may be newer than the
-// letter. In upsert mode a letter replaces or deletes a key's row only when
-// the row was written from an earlier offset of the same partition; a row
-// from another partition (the key moved partitions, and records of two
+// Run never overwrites or deletes a row that may be newer than the letter.
+// In upsert mode a letter replaces or deletes a key's row only when the row
+// was written from an earlier offset of the same partition; a row from
+// another partition (the key moved partitions, and records of two
 // partitions cannot be ordered) or without coordinates is left alone, and
 // an absent key is inserted. In SINK_MAPPING=columns a table without
 // kafka_partition and kafka_offset columns cannot tell: letters only insert
 // absent keys and never delete. In insert mode a row already present under
 // the letter's coordinates is left alone. What is left alone is counted in
-// Skipped. A key deleted by a later tombstone is not known to Redrive and
-// comes back: redrive before deleting, or check such keys.
+// Skipped. A key deleted by a later tombstone is not known to Run and comes
+// back: redrive before deleting, or check such keys.
 //
-// Redrive keeps no state and can be run again: what landed is skipped the
-// next time. Records that fail again stay in the dead-letter topic and are
-// counted by class. Every blocking step is bounded by ctx.
-func Redrive(ctx context.Context, cfg Config, log *slog.Logger) (RedriveResult, error) {
-	res := RedriveResult{Failed: map[string]int{}}
+// Run keeps no state and can be run again: what landed is skipped the next
+// time. Records that fail again stay in the dead-letter topic and are
+// counted by class. Every blocking step is bounded by ctx. A table the
+// configuration cannot use (columns mapping, upsert, no primary key) is an
+// error wrapping postgres.ErrNoPrimaryKey.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
+	res := Result{Failed: map[string]int{}}
 	d, err := newRedriver(ctx, cfg, log)
 	if err != nil {
 		return res, err
@@ -95,57 +133,50 @@ type partitionKey struct {
 	partition int32
 }
 
+// redriver is one Run: a client on the dead-letter topics and the database
+// side.
 type redriver struct {
-	cfg    Config
-	log    *slog.Logger
-	cl     *kgo.Client
-	adm    *kadm.Client
-	w      *Worker // its database side only: pool, tables, columns
-	dlqs   []string
-	topics map[string]bool // cfg.Topics
-	db     *postgres.Redriver
+	cfg     Config
+	log     *slog.Logger
+	cl      *kgo.Client
+	adm     *kadm.Client
+	pool    *pool.Pool
+	columns map[string]*postgres.Columns // by topic, SINK_MAPPING=columns only
+	db      *postgres.Redriver
+	dlqs    []string
+	topics  map[string]bool // the consumed topics
 }
 
 func newRedriver(ctx context.Context, cfg Config, log *slog.Logger) (*redriver, error) {
-	w, err := newWorker(cfg, log) // the worker's own pool, tables and checks; no group, no HTTP
+	p, cols, err := openDB(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.openDB(ctx); err != nil {
-		w.closeBase()
-		return nil, err
-	}
-	w.pool.SetAssigned(ctx, 1)
 	topics, seen := map[string]bool{}, map[string]bool{}
 	var dlqs []string
-	for _, t := range cfg.Topics {
+	for _, t := range cfg.Postgres.Topics {
 		topics[t] = true
-		if d := cfg.DLQTopicFor(t); !seen[d] {
+		if d := dlq.TopicFor(cfg.DLQTopic, t); !seen[d] {
 			seen[d] = true
 			dlqs = append(dlqs, d)
 		}
 	}
-	sec, err := securityOpts(cfg)
-	if err != nil {
-		w.closeBase()
-		return nil, err
-	}
-	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(dlqs...),
+	cl, err := kgo.NewClient(append(cfg.Kafka[:len(cfg.Kafka):len(cfg.Kafka)], kgo.ConsumeTopics(dlqs...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(250*time.Millisecond),
 		// Letters of aborted transactions were never dead-lettered; the
 		// markers are kept because they move a partition to its end.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
-		w.closeBase()
+		p.Close()
 		return nil, err
 	}
-	return &redriver{cfg: cfg, log: log, cl: cl, adm: kadm.NewClient(cl), w: w, dlqs: dlqs,
-		topics: topics, db: postgres.NewRedriver(cfg.Postgres(), log)}, nil
+	return &redriver{cfg: cfg, log: log, cl: cl, adm: kadm.NewClient(cl), pool: p, columns: cols,
+		db: postgres.NewRedriver(cfg.Postgres, log), dlqs: dlqs, topics: topics}, nil
 }
 
 func (d *redriver) close() {
 	d.cl.Close()
-	d.w.closeBase()
+	d.pool.Close()
 }
 
 // ends returns, for each dead-letter partition that has letters to read,
@@ -194,7 +225,7 @@ func (d *redriver) dropTrimmed(ctx context.Context, left map[partitionKey]int64)
 // reports whether it brought anything for the partitions left. A partition
 // is at its end once a record, letter or transaction marker, at or past
 // end-1 arrives.
-func (d *redriver) poll(ctx context.Context, left map[partitionKey]int64, res *RedriveResult) (bool, error) {
+func (d *redriver) poll(ctx context.Context, left map[partitionKey]int64, res *Result) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, idlePoll)
 	defer cancel()
 	fetches := d.cl.PollFetches(pctx)
@@ -237,7 +268,7 @@ func (d *redriver) poll(ctx context.Context, left map[partitionKey]int64, res *R
 }
 
 // one re-sinks a dead-lettered record under its source coordinates.
-func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult) error {
+func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *Result) error {
 	src, err := dlq.SourceOf(dead)
 	if err != nil {
 		res.Failed["headers"]++
@@ -248,8 +279,12 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult
 		res.OtherTopics++
 		return nil
 	}
-	cols := d.w.columns[src.Topic]
-	rows, bad := d.cfg.Decode(primaryKey(cols)).Decode([]*kgo.Record{src})
+	cols := d.columns[src.Topic]
+	var pk func() []string
+	if cols != nil {
+		pk = cols.PrimaryKey
+	}
+	rows, bad := d.cfg.Decode(pk).Decode([]*kgo.Record{src})
 	var landed bool
 	if len(bad) == 0 {
 		var b *decode.Rejection
@@ -275,15 +310,14 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *RedriveResult
 }
 
 // write applies one redriven row over a connection of the pool, within
-// TxTimeout: a database that stops answering fails the command, never
-// hangs it.
+// TxTimeout.
 func (d *redriver) write(ctx context.Context, cols *postgres.Columns, row decode.Row) (bool, *decode.Rejection, error) {
 	if row.Op == decode.OpSkip {
-		return false, nil, nil
+		return false, nil, nil // the worker skips such tombstones too
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.TxTimeout)
 	defer cancel()
-	conn, err := d.w.pool.Acquire(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return false, nil, err
 	}
