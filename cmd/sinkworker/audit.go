@@ -14,7 +14,6 @@ import (
 
 	"github.com/sinkworker/sinkworker/sink"
 	"github.com/sinkworker/sinkworker/sink/audit"
-	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 const auditUsage = `Usage: sinkworker audit [-json]
@@ -96,14 +95,10 @@ func auditConfig(cfg sink.Config) (audit.Config, error) {
 	if err != nil {
 		return audit.Config{}, err
 	}
-	table, err := postgres.ParseIdentifier(cfg.OffsetsTable)
-	if err != nil {
-		return audit.Config{}, fmt.Errorf("%w: SINK_OFFSETS_TABLE: %w", sink.ErrConfig, err)
-	}
 	return audit.Config{
 		Kafka:         kafka,
 		DatabaseURL:   cfg.DatabaseURL,
-		Offsets:       postgres.Offsets{Table: table, Group: cfg.Group},
+		Offsets:       cfg.Postgres().Offsets(),
 		Topics:        cfg.Topics,
 		ReadCommitted: cfg.IsolationLevel == sink.IsolationReadCommitted,
 		Timeout:       cfg.TxTimeout,
