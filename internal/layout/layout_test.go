@@ -76,6 +76,9 @@ func TestImportRules(t *testing.T) {
 		"sink/observe":  {},
 		"sink/dlq":      {"sink/decode"},
 		"sink/postgres": {"sink/decode", "batch"}, // never pool, sink, dlq or observe
+		// The commands: built from the stages, never from sink.
+		"sink/audit":   {"sink/postgres", "sink/decode", "batch"},
+		"sink/redrive": {"sink/postgres", "sink/decode", "batch", "sink/dlq", "pool"},
 	}
 	for name, may := range allowed {
 		p, ok := pkgs[name]
