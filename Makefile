@@ -15,7 +15,7 @@ test: services-up
 
 # Fast tests only: the packages that need no service.
 unit:
-	go test -race -count=1 ./batch/ ./bench/internal/... ./internal/testenv/
+	go test -race -count=1 ./batch/ ./bench/internal/... ./internal/testenv/ ./internal/layout/ ./sink/decode/ ./sink/dlq/ ./sink/observe/ ./sink/audit/
 
 lint: lint-size
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

@@ -41,8 +41,8 @@ type Config struct {
 	// ReadCommitted is KAFKA_ISOLATION_LEVEL=read_committed: lag runs to,
 	// and "latest" means, the last stable offset instead of the log end.
 	ReadCommitted bool
-	// Timeout bounds Audit's database read (SINK_TX_TIMEOUT): a database
-	// that stops answering fails the audit, never hangs it.
+	// Timeout bounds Audit's database read (SINK_TX_TIMEOUT; positive): a
+	// database that stops answering fails the audit, never hangs it.
 	Timeout time.Duration
 }
 

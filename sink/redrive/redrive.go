@@ -47,8 +47,9 @@ type Config struct {
 	// Decode is the decode stage's configuration of a topic whose table
 	// has the primary key primaryKey returns (nil in jsonb mapping).
 	Decode func(primaryKey func() []string) decode.Config
-	// TxTimeout bounds each database step (SINK_TX_TIMEOUT): a database
-	// that stops answering fails the command, never hangs it.
+	// TxTimeout bounds each statement with its connection's acquisition
+	// (SINK_TX_TIMEOUT; positive): a database that stops answering fails
+	// the command, never hangs it.
 	TxTimeout time.Duration
 }
 
