@@ -171,6 +171,7 @@ const (
 	bare                 // no key, an empty value, none of the record's headers
 )
 
+// String names what a letter of shape s leaves out, for the log.
 func (s shape) String() string {
 	switch s {
 	case whole:
