@@ -270,13 +270,22 @@ func suite(ctx context.Context, o options) error {
 			s.dropTopics(topics...)
 		}
 	}()
-	allParts := slices.Clone(o.partitions)
-	if o.debezium && !slices.Contains(allParts, o.dbzParts) {
-		allParts = append(allParts, o.dbzParts)
+	// Only the topics the selected scenarios read (memory produces its own).
+	var allParts []int
+	need := func(P int, scenarios ...string) {
+		for _, sc := range scenarios {
+			if o.scenarios[sc] && !slices.Contains(allParts, P) {
+				allParts = append(allParts, P)
+			}
+		}
 	}
-	if o.scenarios["drain"] && !slices.Contains(allParts, o.drainParts) {
-		allParts = append(allParts, o.drainParts)
+	for _, P := range o.partitions {
+		need(P, "ceiling", "sweep", "naive")
 	}
+	if o.debezium {
+		need(o.dbzParts, "debezium")
+	}
+	need(o.drainParts, "drain")
 	for _, P := range allParts {
 		topic := fmt.Sprintf("bench-suite-%s-p%d", b.stamp, P)
 		topics = append(topics, topic, topic+".dlq")
