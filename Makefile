@@ -43,7 +43,7 @@ bench-drain: services-up
 bench: services-up
 	eval "$$(scripts/services env)" && go run ./bench/suite $(BENCH_FLAGS)
 
-# The same harness at a tiny size, in seconds (CI runs it so it cannot rot); results in a temp dir.
+# The same harness at a tiny size, under a minute (CI runs it so it cannot rot); results in a temp dir.
 bench-smoke: services-up
 	eval "$$(scripts/services env)" && go run ./bench/suite -smoke
 
