@@ -51,6 +51,7 @@ type options struct {
 	timeout       time.Duration
 	keep          bool
 	name, out     string
+	workerRoot    string // module root the worker binary is built from; empty: this one
 	retries       int
 	scenarios     map[string]bool
 	env           proc.EnvFlag // extra worker settings, every worker
@@ -115,6 +116,7 @@ func run() int {
 	fs.BoolVar(&o.keep, "keep", false, "keep topics, tables, groups")
 	fs.StringVar(&o.name, "name", "suite", "result file name: bench/results/<date>-<name>.md")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; -smoke: a temp dir)")
+	fs.StringVar(&o.workerRoot, "worker-root", "", "build the worker from the module at this directory (e.g. a git worktree of another commit), to compare two trees with one harness; default: this module")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: go run ./bench/suite [flags]\n\nNeeds KAFKA_BROKERS and DATABASE_URL: scripts/services up && eval \"$(scripts/services env)\"\n\n")
 		fs.PrintDefaults()
@@ -252,10 +254,15 @@ func suite(ctx context.Context, o options) error {
 	// Build the worker and the naive consumer.
 	phase := time.Now()
 	b.workerBin, b.naiveBin = filepath.Join(tmp, "sinkworker"), filepath.Join(tmp, "naive")
-	for bin, pkg := range map[string]string{b.workerBin: "./cmd/sinkworker", b.naiveBin: "./bench/naive"} {
-		if err := proc.Build(ctx, root, pkg, bin); err != nil {
-			return err
-		}
+	workerRoot := root
+	if o.workerRoot != "" {
+		workerRoot = o.workerRoot
+	}
+	if err := proc.Build(ctx, workerRoot, "./cmd/sinkworker", b.workerBin); err != nil {
+		return err
+	}
+	if err := proc.Build(ctx, root, "./bench/naive", b.naiveBin); err != nil {
+		return err
 	}
 	b.rep.timing("build", time.Since(phase))
 
