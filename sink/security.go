@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sinkworker/sinkworker/sink/postgres"
 )
 
 // kafkaProbeTimeout bounds the start-up probe of the brokers.
@@ -117,7 +119,7 @@ func kafkaAccessError(err error, c Config) error {
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return fmt.Errorf("kafka: the brokers do not accept KAFKA_SASL_MECHANISM=%s on this listener: %w",
 			c.SASL.Mechanism, err)
-	case certificateError(err):
+	case postgres.CertificateError(err):
 		return fmt.Errorf("kafka: the brokers' TLS certificate is not trusted "+
 			"(check KAFKA_TLS_CA_FILE and that the certificate names the host in KAFKA_BROKERS): %w", err)
 	case tlsRefused(err):
@@ -134,17 +136,4 @@ func kafkaAccessError(err error, c Config) error {
 func tlsRefused(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "remote error"
-}
-
-// certificateError reports whether err is a TLS peer certificate that
-// failed verification: a wrong CA, host name or validity, which no retry
-// fixes.
-func certificateError(err error) bool {
-	var (
-		verify  *tls.CertificateVerificationError
-		unknown x509.UnknownAuthorityError
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
 }

@@ -202,7 +202,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.MetadataMaxAge(metadataMaxAge),
 		// A partition resumed after a full queue only joins the next fetch;
 		// with the default 5 s wait, a fetch parked on caught-up partitions
-		// stalled the drain for seconds (bench/drain: 0.40 -> 0.82 of the
+		// stalled the drain for seconds (the bench drain scenario: 0.40 -> 0.82 of the
 		// ceiling with 250 ms).
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.FetchMaxPartitionBytes(c.FetchMaxPartitionBytes),

@@ -26,7 +26,7 @@ var ErrPrivilege = errors.New("insufficient privilege (SQLSTATE 42501)")
 // by waiting: a fatal SQLSTATE (privilege, authentication, schema), a
 // missing privilege, or a server certificate that fails verification.
 func FatalAtStart(err error) bool {
-	return Classify(err) != Transient || errors.Is(err, ErrPrivilege) || certificateError(err)
+	return Classify(err) != Transient || errors.Is(err, ErrPrivilege) || CertificateError(err)
 }
 
 // TablesDB is what PrepareTables needs of a pool.
@@ -54,7 +54,7 @@ func PrepareTables(ctx context.Context, db TablesDB, c Config) error {
 		}
 		return checkPrivileges(ctx, db, c)
 	}()
-	if err != nil && certificateError(err) {
+	if err != nil && CertificateError(err) {
 		return fmt.Errorf("database: the server's TLS certificate is not trusted "+
 			"(check sslrootcert and the host in DATABASE_URL): %w", err)
 	}
@@ -146,10 +146,10 @@ WHERE to_regclass($1) IS NOT NULL AND NOT CASE p
 		ErrPrivilege, role, strings.Join(problems, "; "))
 }
 
-// certificateError reports whether err is a TLS peer certificate that
+// CertificateError reports whether err is a TLS peer certificate that
 // failed verification: a wrong CA, host name or validity, which no retry
-// fixes.
-func certificateError(err error) bool {
+// fixes. The Kafka side of the worker asks the same of the brokers'.
+func CertificateError(err error) bool {
 	var (
 		verify  *tls.CertificateVerificationError
 		unknown x509.UnknownAuthorityError

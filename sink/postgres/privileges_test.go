@@ -176,7 +176,7 @@ func TestSecurityPostgresServerCertificate(t *testing.T) {
 	t.Cleanup(bad.Close)
 	err = PrepareTables(t.Context(), bad, cfg)
 	require.Error(t, err)
-	assert.True(t, certificateError(err), "%v", err)
+	assert.True(t, CertificateError(err), "%v", err)
 	assert.True(t, FatalAtStart(err), "a wrong CA is not an outage")
 	assert.Contains(t, err.Error(), "sslrootcert")
 	var verr *tls.CertificateVerificationError
