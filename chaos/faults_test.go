@@ -252,13 +252,12 @@ func (r *run) restartService(kind string) {
 	if kind == "db-restart" && err == nil {
 		seen := r.sawOutage(before, 10*time.Second)
 		e.note = "workers saw it: " + seen
-		if seen != "" {
-			r.mu.Lock()
-			r.dbRestartsSeen++
-			r.mu.Unlock()
-		} else {
+		if seen == "" {
 			e.note = "no worker retried or reported not-ready"
 		}
+		r.mu.Lock()
+		r.dbRestarts = append(r.dbRestarts, faultCheck{from: start, to: e.end, observed: seen != ""})
+		r.mu.Unlock()
 	}
 	r.tl.add(e)
 }
@@ -315,6 +314,7 @@ func (r *run) membershipFault(s step, after *sync.WaitGroup) {
 			return
 		}
 		r.tl.add(event{kind: "zombie", worker: p.String(), note: fmt.Sprintf("holds %d partitions, frozen %.1fs", n, s.pause.Seconds())})
+		frozenAt := time.Now()
 		f.freeze(p)
 		after.Go(func() {
 			time.Sleep(s.pause - time.Second)
@@ -328,9 +328,9 @@ func (r *run) membershipFault(s step, after *sync.WaitGroup) {
 			b, errB := strconv.ParseFloat(before, 64)
 			a, errA := strconv.ParseFloat(after, 64)
 			fenced := n > 0 && (lost || (errA == nil && errB == nil && a > b))
-			if fenced {
+			if n > 0 {
 				r.mu.Lock()
-				r.zombiesFenced++
+				r.zombies = append(r.zombies, faultCheck{from: frozenAt, to: time.Now(), observed: fenced})
 				r.mu.Unlock()
 			}
 			r.tl.add(event{at: p.resumedAt(), kind: "resume", worker: p.String(), note: fmt.Sprintf(
