@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -200,25 +199,7 @@ func workerEnv(member string, env map[string]string) []string {
 // listener.
 func startWorker(t *testing.T, member string, env map[string]string) *worker {
 	t.Helper()
-	w := &worker{t: t, member: member, exited: make(chan struct{})}
-	w.logs = filepath.Join(t.TempDir(), member+".log")
-	f, err := os.Create(w.logs)
-	require.NoError(t, err)
-	w.cmd = exec.Command(binary)
-	w.cmd.Env = workerEnv(member, env)
-	w.cmd.Stdout, w.cmd.Stderr = f, f
-	require.NoError(t, w.cmd.Start())
-	go func() {
-		w.err = w.cmd.Wait()
-		f.Close()
-		close(w.exited)
-	}()
-	t.Cleanup(func() {
-		w.kill()
-		if t.Failed() {
-			t.Logf("--- log of worker %s (last lines) ---\n%s", member, testenv.Tail(w.logs, 40))
-		}
-	})
+	w := launch(t, member, env, binary)
 	deadline := time.Now().Add(30 * time.Second)
 	for w.addr == "" {
 		select {

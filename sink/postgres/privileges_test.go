@@ -2,20 +2,11 @@ package postgres
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,32 +18,6 @@ import (
 	"github.com/sinkworker/sinkworker/internal/testenv"
 	"github.com/sinkworker/sinkworker/sink/decode"
 )
-
-// writeSelfSigned writes a new self-signed certificate (a CA when isCA)
-// and its key as PEM files in dir, named name.crt and name.key.
-func writeSelfSigned(t *testing.T, dir, name string, isCA bool) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "sinkworker " + name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  isCA,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return certFile, keyFile
-}
 
 // loginRole creates a LOGIN role with a password (dropped, with its
 // grants, when the test ends) and returns a pool connected as it.
@@ -151,7 +116,7 @@ func TestSecurityPrepareTablesLeastPrivilege(t *testing.T) {
 func TestSecurityPostgresServerCertificate(t *testing.T) {
 	ca := os.Getenv("SINKWORKER_TEST_CA")
 	require.NotEmpty(t, ca, "SINKWORKER_TEST_CA must be set: %s", testenv.Hint)
-	otherCA, _ := writeSelfSigned(t, t.TempDir(), "other-ca", true)
+	otherCA, _ := testenv.WriteSelfSigned(t, t.TempDir(), "other-ca", true)
 	withCA := func(file string) string {
 		u, err := url.Parse(testenv.DatabaseURL(t))
 		require.NoError(t, err)
