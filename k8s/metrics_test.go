@@ -48,6 +48,7 @@ var contractMetrics = map[string]metric{
 	"sinkworker_halted_partitions":              {Type: "gauge"},
 	"sinkworker_offset_out_of_range_total":      {Type: "counter", Labels: []string{"topic"}},
 	"sinkworker_db_connections_abandoned_total": {Type: "counter"},
+	"sinkworker_schema_columns_added_total":     {Type: "counter", Labels: []string{"topic"}},
 }
 
 // collectorMetrics are the standard process series the binary also exports

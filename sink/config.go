@@ -2,13 +2,18 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -97,6 +102,21 @@ type Config struct {
 	Mode string `env:"SINK_MODE, default=upsert"`
 	// Mapping is "jsonb" (the whole value in one column) or "columns".
 	Mapping string `env:"SINK_MAPPING, default=jsonb"`
+	// KeyFormat and ValueFormat say how keys and values are read
+	// (decode.Format): json, string, connect-json, avro, protobuf or
+	// json-schema.
+	KeyFormat   string `env:"SINK_KEY_FORMAT, default=json"`
+	ValueFormat string `env:"SINK_VALUE_FORMAT, default=json"`
+	// Registry is the schema registry of the avro, protobuf and json-schema
+	// formats.
+	Registry RegistrySettings
+	// SchemaEvolution is "none" (fields no column takes are ignored and
+	// counted) or "add-columns" (a field new to a typed format's schema adds
+	// a nullable column).
+	SchemaEvolution string `env:"SINK_SCHEMA_EVOLUTION, default=none"`
+	// PrimaryKey names the value fields that make a row's primary key in
+	// upsert mode (Connect's pk.mode=record_value); empty: the record key.
+	PrimaryKey []string `env:"SINK_PRIMARY_KEY"`
 	// DeleteOnTombstone makes a null value delete its key's row in upsert
 	// mode; when false tombstones are skipped and counted.
 	DeleteOnTombstone bool `env:"SINK_DELETE_ON_TOMBSTONE, default=true"`
@@ -160,6 +180,23 @@ type Config struct {
 	LogLevel  string `env:"LOG_LEVEL, default=info"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
 }
+
+// RegistrySettings reach a Confluent-API schema registry.
+type RegistrySettings struct {
+	URL      string `env:"SCHEMA_REGISTRY_URL"`
+	Username string `env:"SCHEMA_REGISTRY_USERNAME"`
+	// Password is never logged.
+	Password string `env:"SCHEMA_REGISTRY_PASSWORD"`
+	// CAFile is a PEM file of the CA that signed an https registry's
+	// certificate, trusted besides the system's roots.
+	CAFile string `env:"SCHEMA_REGISTRY_TLS_CA_FILE"`
+}
+
+// Schema evolution values of SINK_SCHEMA_EVOLUTION.
+const (
+	EvolutionNone       = "none"
+	EvolutionAddColumns = "add-columns"
+)
 
 // SASLConfig authenticates to the brokers; an empty Mechanism means none.
 type SASLConfig struct {
@@ -333,6 +370,7 @@ func (c Config) Validate() error {
 	if c.Mapping != MappingJSONB && c.Mapping != MappingColumns {
 		bad("SINK_MAPPING: must be jsonb or columns, got %q", c.Mapping)
 	}
+	c.validateFormats(bad)
 	if c.MaxRecordBytes < 1 {
 		bad("SINK_MAX_RECORD_BYTES: must be at least 1, got %d", c.MaxRecordBytes)
 	}
@@ -385,6 +423,90 @@ func (c Config) Validate() error {
 		bad("LOG_FORMAT: must be json or text, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// validateFormats checks the formats, the registry and the settings that
+// depend on them.
+func (c Config) validateFormats(bad func(string, ...any)) {
+	known := func(name, f string) bool {
+		if f == "" || slices.Contains(decode.Formats, decode.Format(f)) { // "": json, as in a Config literal
+			return true
+		}
+		names := make([]string, len(decode.Formats))
+		for i, f := range decode.Formats {
+			names[i] = string(f)
+		}
+		bad("%s: must be one of %s, got %q", name, strings.Join(names, ", "), f)
+		return false
+	}
+	keyOK, valueOK := known("SINK_KEY_FORMAT", c.KeyFormat), known("SINK_VALUE_FORMAT", c.ValueFormat)
+	key, value := decode.Format(c.KeyFormat), decode.Format(c.ValueFormat)
+	needs := (keyOK && key.UsesRegistry()) || (valueOK && value.UsesRegistry())
+	switch {
+	case needs && c.Registry.URL == "":
+		bad("SCHEMA_REGISTRY_URL: required with SINK_KEY_FORMAT or SINK_VALUE_FORMAT avro, protobuf or json-schema")
+	case c.Registry.URL != "":
+		if u, err := url.Parse(c.Registry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("SCHEMA_REGISTRY_URL: not an http(s) URL") // never echoed: it may hold credentials
+		} else if u.User != nil {
+			bad("SCHEMA_REGISTRY_URL: put credentials in SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD, not in the URL")
+		}
+		if !needs {
+			bad("SCHEMA_REGISTRY_URL: set, but neither SINK_KEY_FORMAT nor SINK_VALUE_FORMAT reads from a registry (avro, protobuf, json-schema)")
+		}
+	}
+	if (c.Registry.Username == "") != (c.Registry.Password == "") {
+		bad("SCHEMA_REGISTRY_USERNAME, SCHEMA_REGISTRY_PASSWORD: set both or neither")
+	}
+	if (c.Registry.Username != "" || c.Registry.CAFile != "") && c.Registry.URL == "" {
+		bad("SCHEMA_REGISTRY_URL: required when SCHEMA_REGISTRY_USERNAME or SCHEMA_REGISTRY_TLS_CA_FILE is set")
+	}
+	if c.Registry.CAFile != "" {
+		if _, err := c.registryTLS(); err != nil {
+			bad("SCHEMA_REGISTRY_TLS_CA_FILE: %v", err)
+		}
+	}
+	if valueOK && value == decode.FormatString && c.Mapping == MappingColumns {
+		bad("SINK_VALUE_FORMAT: string values go into one text column: use SINK_MAPPING=jsonb")
+	}
+	switch c.SchemaEvolution {
+	case EvolutionNone, "":
+	case EvolutionAddColumns:
+		if c.Mapping != MappingColumns || !value.Typed() {
+			bad("SINK_SCHEMA_EVOLUTION: add-columns needs SINK_MAPPING=columns and a SINK_VALUE_FORMAT with a schema " +
+				"(connect-json, avro, protobuf, json-schema)")
+		}
+	default:
+		bad("SINK_SCHEMA_EVOLUTION: must be none or add-columns, got %q", c.SchemaEvolution)
+	}
+	if len(c.PrimaryKey) > 0 {
+		switch {
+		case c.Mode != ModeUpsert || c.Mapping != MappingColumns:
+			bad("SINK_PRIMARY_KEY: takes a row's key from value fields in SINK_MODE=upsert with SINK_MAPPING=columns only")
+		case slices.Contains(c.PrimaryKey, ""):
+			bad("SINK_PRIMARY_KEY: an empty field name")
+		}
+	}
+}
+
+// registryTLS is the registry's TLS configuration: the system's roots plus
+// SCHEMA_REGISTRY_TLS_CA_FILE; nil without a CA file.
+func (c Config) registryTLS() (*tls.Config, error) {
+	if c.Registry.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.Registry.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate in the file")
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)

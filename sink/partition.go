@@ -54,7 +54,7 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 		id:     id,
 		label:  strconv.Itoa(int(id)),
 		w:      w,
-		dec:    w.cfg.Decode(primaryKey(w.columns[topic])),
+		dec:    w.cfg.Decode(w.registry, primaryKey(w.columns[topic])),
 		wr:     postgres.NewWriter(w.cfg.Postgres(), topic, id, w.columns[topic]),
 		offs:   w.cfg.Postgres().Offsets(),
 		log:    w.log.With("topic", topic, "partition", id),
@@ -205,11 +205,18 @@ func (p *partition) flush(b *batch.Batch) bool {
 		// Decoded before a connection is taken, so nothing of it holds the
 		// offsets row lock; again on each attempt, as the columns mapping's
 		// primary key may have been read again.
-		rows, rejected := p.dec.Decode(records)
 		// One deadline for the whole attempt, every round trip included: a
-		// connection that stops answering must not hold the partition.
+		// connection or a schema registry that stops answering must not
+		// hold the partition.
 		ctx, cancel := context.WithTimeout(p.ctx, p.w.cfg.TxTimeout)
 		defer cancel()
+		rows, rejected, err := p.dec.Decode(ctx, records)
+		if err != nil { // the schema registry did not answer: nothing dead-lettered, retried
+			p.w.metrics.Retries.WithLabelValues(retryRegistry).Inc()
+			p.w.health.SetBackoff(p.key(), true)
+			p.log.Warn("schema registry unavailable, retrying", "err", err, "first_offset", first, "last_offset", last)
+			return postgres.Result{}, err
+		}
 		start := time.Now()
 		conn, err := p.w.pool.Acquire(ctx)
 		if err != nil {
@@ -241,6 +248,10 @@ func (p *partition) flush(b *batch.Batch) bool {
 	p.w.health.SetBackoff(p.key(), false)
 	var halt *postgres.HaltError
 	committed := err == nil || errors.As(err, &halt)
+	if len(res.ColumnsAdded) > 0 {
+		p.log.Info("schema evolution: columns added", "table", p.w.cfg.Table(p.topic).Sanitize(), "columns", res.ColumnsAdded)
+		p.w.metrics.ColumnsAdded.WithLabelValues(p.topic).Add(float64(len(res.ColumnsAdded)))
+	}
 	if committed {
 		// Counted even when the partition was lost meanwhile: the
 		// transaction committed all the same.
@@ -281,8 +292,12 @@ func (p *partition) putBack(ctx context.Context, conn *pgxpool.Conn, err error) 
 }
 
 // retryTimeout is the retries metric's class for an attempt that
-// outlived SINK_TX_TIMEOUT.
-const retryTimeout = "timeout"
+// outlived SINK_TX_TIMEOUT; retryRegistry for a schema registry that did
+// not answer.
+const (
+	retryTimeout  = "timeout"
+	retryRegistry = "registry"
+)
 
 // retry records a retry of an attempt that failed with err and returns
 // err: as a timeout when the attempt outlived SINK_TX_TIMEOUT (its ctx

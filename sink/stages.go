@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,20 +45,43 @@ func (c Config) Postgres() postgres.Config {
 		StopOnReject:      c.ErrorPolicy == "stop",
 		SystemicRejects:   c.SystemicRejects,
 		TxIdleTimeout:     c.TxIdleTimeout,
+		CreateTables:      c.Mapping == MappingColumns && decode.Format(c.ValueFormat).Typed(),
+		Evolve:            c.SchemaEvolution == EvolutionAddColumns,
+		ValueKey:          c.PrimaryKey,
+		TextValues:        c.ValueFormat == string(decode.FormatString),
 	}
 }
 
 // Decode is the decode stage's configuration for a topic whose table has
 // the primary key primaryKey returns (SINK_MAPPING=columns; nil in jsonb
-// mapping).
-func (c Config) Decode(primaryKey func() []string) decode.Config {
+// mapping), reading schemas from registry (nil when no format uses one:
+// NewRegistry).
+func (c Config) Decode(registry *decode.Registry, primaryKey func() []string) decode.Config {
 	return decode.Config{
 		Mode:              decode.Mode(c.Mode),
 		Mapping:           decode.Mapping(c.Mapping),
 		MaxRecordBytes:    c.MaxRecordBytes,
 		DeleteOnTombstone: c.DeleteOnTombstone,
 		PrimaryKey:        primaryKey,
+		KeyFormat:         decode.Format(c.KeyFormat),
+		ValueFormat:       decode.Format(c.ValueFormat),
+		Registry:          registry,
+		ValuePrimaryKey:   c.PrimaryKey,
 	}
+}
+
+// NewRegistry is the schema registry client of SCHEMA_REGISTRY_URL (nil,
+// nil when it is not set). Validate first.
+func (c Config) NewRegistry() (*decode.Registry, error) {
+	if c.Registry.URL == "" {
+		return nil, nil
+	}
+	tlsConfig, err := c.registryTLS()
+	if err != nil {
+		return nil, fmt.Errorf("SCHEMA_REGISTRY_TLS_CA_FILE: %w", err)
+	}
+	return decode.NewRegistry(decode.RegistryConfig{
+		URL: c.Registry.URL, Username: c.Registry.Username, Password: c.Registry.Password, TLS: tlsConfig})
 }
 
 // EnsureTables creates the tables c names, if missing

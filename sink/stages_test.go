@@ -27,7 +27,7 @@ func TestStageConfigs(t *testing.T) {
 	assert.Equal(t, decode.MappingColumns, pg.Mapping)
 	assert.Equal(t, cfg.Group, pg.Offsets().Group)
 	pk := func() []string { return []string{"id"} }
-	dec := cfg.Decode(pk)
+	dec := cfg.Decode(nil, pk)
 	assert.Equal(t, decode.ModeUpsert, dec.Mode)
 	assert.Equal(t, 1000, dec.MaxRecordBytes)
 	assert.False(t, dec.DeleteOnTombstone)

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/sinkworker/sinkworker/pool"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/dlq"
 	"github.com/sinkworker/sinkworker/sink/observe"
 	"github.com/sinkworker/sinkworker/sink/postgres"
@@ -55,6 +56,7 @@ type Worker struct {
 
 	committer *committer
 	columns   map[string]*postgres.Columns // by topic, SINK_MAPPING=columns only
+	registry  *decode.Registry             // nil unless a format reads schemas from a registry
 	http      *observe.Server              // nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
@@ -121,6 +123,11 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 		fatalErr: make(chan error, 1),
 	}
 	w.committer = newCommitter(w)
+	reg, err := cfg.NewRegistry()
+	if err != nil {
+		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
+	}
+	w.registry = reg
 	w.metrics.WatchHealth(w.health)
 	for _, t := range cfg.Topics {
 		w.metrics.OutOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/sinkworker/sinkworker/sink"
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/postgres"
 	"github.com/sinkworker/sinkworker/sink/redrive"
 )
@@ -42,6 +43,10 @@ func runRedrive(stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	res := redrive.Result{Failed: map[string]int{}}
 	kafka, err := cfg.ClientOpts()
+	var registry *decode.Registry
+	if err == nil {
+		registry, err = cfg.NewRegistry()
+	}
 	if err == nil {
 		res, err = redrive.Run(ctx, redrive.Config{
 			Kafka:           kafka,
@@ -50,7 +55,7 @@ func runRedrive(stderr io.Writer) int {
 			ApplicationName: sink.ApplicationName(cfg.Group, cfg.Member),
 			Pool:            cfg.Pool,
 			Postgres:        cfg.Postgres(),
-			Decode:          cfg.Decode,
+			Decode:          func(pk func() []string) decode.Config { return cfg.Decode(registry, pk) },
 			TxTimeout:       cfg.TxTimeout,
 		}, log)
 	}

@@ -70,15 +70,16 @@ func TestImportRules(t *testing.T) {
 	// Stages and leaves: exactly which of the module's packages each may
 	// depend on.
 	allowed := map[string][]string{
-		"batch":         {},
-		"pool":          {},
-		"sink/decode":   {},
-		"sink/observe":  {},
-		"sink/dlq":      {"sink/decode"},
-		"sink/postgres": {"sink/decode", "batch"}, // never pool, sink, dlq or observe
+		"batch":              {},
+		"pool":               {},
+		"sink/decode/format": {}, // the wire formats: bytes and schema text in, JSON out
+		"sink/decode":        {"sink/decode/format"},
+		"sink/observe":       {},
+		"sink/dlq":           {"sink/decode", "sink/decode/format"},
+		"sink/postgres":      {"sink/decode", "sink/decode/format", "batch"}, // never pool, sink, dlq or observe
 		// The commands: built from the stages, never from sink.
-		"sink/audit":   {"sink/postgres", "sink/decode", "batch"},
-		"sink/redrive": {"sink/postgres", "sink/decode", "batch", "sink/dlq", "pool"},
+		"sink/audit":   {"sink/postgres", "sink/decode", "sink/decode/format", "batch"},
+		"sink/redrive": {"sink/postgres", "sink/decode", "sink/decode/format", "batch", "sink/dlq", "pool"},
 	}
 	for name, may := range allowed {
 		p, ok := pkgs[name]

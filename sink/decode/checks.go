@@ -20,8 +20,11 @@ func (c Config) check(r *kgo.Record) (bad Rejection, ok bool) {
 	if n := len(r.Key) + len(r.Value); n > c.MaxRecordBytes {
 		return fail(ClassTooLarge, "record is %d bytes, over SINK_MAX_RECORD_BYTES=%d", n, c.MaxRecordBytes)
 	}
-	if r.Key == nil && c.Mode == ModeUpsert {
+	if r.Key == nil && c.Mode == ModeUpsert && len(c.ValuePrimaryKey) == 0 {
 		return fail(ClassKey, "record has no key; SINK_MODE=upsert writes by key")
+	}
+	if c.typed() {
+		return Rejection{}, true // typedRecord reads the rest
 	}
 	if msg := textProblem(r.Key); msg != "" {
 		return fail(ClassDecode, "key %s", msg)
@@ -29,22 +32,31 @@ func (c Config) check(r *kgo.Record) (bad Rejection, ok bool) {
 	if r.Value == nil {
 		return Rejection{}, true // a tombstone
 	}
-	if msg := textProblem(r.Value); msg != "" {
-		return fail(ClassDecode, "value %s", msg)
-	}
-	if len(r.Value) == 0 {
-		return fail(ClassDecode, "value is empty (neither JSON nor a tombstone)")
-	}
-	if !json.Valid(r.Value) {
-		return fail(ClassDecode, "value is not valid JSON: %s", jsonProblem(r.Value))
-	}
-	if hasNULEscape(r.Value) {
-		return fail(ClassDecode, `value contains \u0000, which PostgreSQL jsonb cannot store`)
+	if msg, ok := jsonValueProblem(r.Value); !ok {
+		return fail(ClassDecode, "%s", msg)
 	}
 	if c.Mapping == MappingColumns && r.Value[firstNonSpace(r.Value)] != '{' {
 		return fail(ClassDecode, "value is not a JSON object; SINK_MAPPING=columns maps object fields onto columns")
 	}
 	return Rejection{}, true
+}
+
+// jsonValueProblem says why a value is not JSON that jsonb can store; ok
+// is false then.
+func jsonValueProblem(v []byte) (msg string, ok bool) {
+	if msg := textProblem(v); msg != "" {
+		return "value " + msg, false
+	}
+	if len(v) == 0 {
+		return "value is empty (neither JSON nor a tombstone)", false
+	}
+	if !json.Valid(v) {
+		return "value is not valid JSON: " + jsonProblem(v), false
+	}
+	if hasNULEscape(v) {
+		return `value contains \u0000, which PostgreSQL jsonb cannot store`, false
+	}
+	return "", true
 }
 
 // textProblem says why b cannot be PostgreSQL text, or "".

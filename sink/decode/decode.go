@@ -5,14 +5,24 @@
 // partition goroutine before a connection is acquired, so nothing it does
 // holds a database lock.
 //
-// Use: c := decode.Config{...}; rows, rejected := c.Decode(records). Both
-// come back in the records' order; every record is in exactly one of them.
+// Keys and values are read in their SINK_KEY_FORMAT / SINK_VALUE_FORMAT:
+// schemaless JSON, text, Kafka Connect's JSON envelope, or Avro, Protobuf
+// and JSON Schema in Confluent's wire format with schemas from a registry
+// (Registry); package format turns each into JSON text and the table
+// shape its schema describes.
+//
+// Use: c := decode.Config{...}; rows, rejected, err := c.Decode(ctx,
+// records). Both come back in the records' order; every record is in
+// exactly one of them unless err (a registry that did not answer) is set.
 package decode
 
 import (
+	"context"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sinkworker/sinkworker/sink/decode/format"
 )
 
 // Mode is SINK_MODE: how records become rows.
@@ -72,8 +82,21 @@ type Row struct {
 	// another order, are the same row (see CanonicalKey). It shares the
 	// record's bytes: a fetched record is never modified.
 	Key string
-	// Value is the JSON text to store; nil for a tombstone.
+	// KeyText is what a text key column takes: the key's bytes in the
+	// json and string formats; else the decoded key's JSON text, a string
+	// unquoted. nil without a key.
+	KeyText []byte
+	// KeyObject is, for a typed format (or SINK_PRIMARY_KEY) in
+	// SINK_MAPPING=columns and upsert mode, the JSON object of the primary
+	// key columns; nil otherwise (the writer reads the key with KeyObject).
+	KeyObject []byte
+	// Value is the JSON text to store (text in SINK_VALUE_FORMAT=string);
+	// nil for a tombstone.
 	Value []byte
+	// Shape and KeyShape are the table shapes of the value's and the
+	// key's schemas (typed formats, record schemas only), else nil: a
+	// missing table is created from them and new fields become columns.
+	Shape, KeyShape *format.Shape
 	// Op is what the row does.
 	Op Op
 }
@@ -116,18 +139,52 @@ type Config struct {
 	// catalog and may read them again); nil in jsonb mapping. It is called
 	// once per Decode.
 	PrimaryKey func() []string
+	// KeyFormat and ValueFormat are SINK_KEY_FORMAT and SINK_VALUE_FORMAT
+	// ("" is json).
+	KeyFormat, ValueFormat Format
+	// Registry gives the schemas of the avro, protobuf and json-schema
+	// formats (SCHEMA_REGISTRY_URL); nil when neither format uses one.
+	Registry *Registry
+	// ValuePrimaryKey is SINK_PRIMARY_KEY: the value fields that name a
+	// row in upsert mode, instead of the record key.
+	ValuePrimaryKey []string
+}
+
+// typed reports whether records take the typed path: a format other than
+// json, or the primary key taken from the value.
+func (c Config) typed() bool {
+	return (c.KeyFormat != "" && c.KeyFormat != FormatJSON) ||
+		(c.ValueFormat != "" && c.ValueFormat != FormatJSON) || len(c.ValuePrimaryKey) > 0
 }
 
 // Decode splits records, in offset order, into rows and rejections, each
 // in the same order. It never modifies a record and is safe for concurrent
-// use.
-func (c Config) Decode(records []*kgo.Record) (rows []Row, rejected []Rejection) {
+// use. An error is a schema registry that did not answer (a
+// *RegistryError): nothing is decoded, and the caller retries.
+func (c Config) Decode(ctx context.Context, records []*kgo.Record) (rows []Row, rejected []Rejection, err error) {
 	var pk []string
 	if c.PrimaryKey != nil {
 		pk = c.PrimaryKey()
 	}
 	rows = make([]Row, 0, len(records))
 	for _, r := range records {
+		if bad, ok := c.check(r); !ok {
+			rejected = append(rejected, bad)
+			continue
+		}
+		if c.typed() {
+			row, bad, err := c.typedRecord(ctx, r, pk)
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case bad != nil:
+				bad.Record = r
+				rejected = append(rejected, *bad)
+			default:
+				rows = append(rows, row)
+			}
+			continue
+		}
 		row, bad, ok := c.record(r, pk)
 		if !ok {
 			rejected = append(rejected, bad)
@@ -135,16 +192,13 @@ func (c Config) Decode(records []*kgo.Record) (rows []Row, rejected []Rejection)
 		}
 		rows = append(rows, row)
 	}
-	return rows, rejected
+	return rows, rejected, nil
 }
 
-// record decodes one record with the table's primary key pk (nil in jsonb
-// mapping); ok is false for a rejection.
+// record decodes one schemaless record, checked already, with the table's
+// primary key pk (nil in jsonb mapping); ok is false for a rejection.
 func (c Config) record(r *kgo.Record, pk []string) (row Row, bad Rejection, ok bool) {
-	if bad, ok := c.check(r); !ok {
-		return Row{}, bad, false
-	}
-	row = Row{Record: r, Key: bytesText(r.Key), Value: r.Value}
+	row = Row{Record: r, Key: bytesText(r.Key), KeyText: r.Key, Value: r.Value}
 	if c.PrimaryKey != nil && r.Key != nil && c.Mode == ModeUpsert {
 		key, err := CanonicalKey(r.Key, pk)
 		if err != nil {

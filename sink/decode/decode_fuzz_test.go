@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,7 +47,7 @@ func FuzzRecordChecks(f *testing.F) {
 					if mapping == MappingColumns {
 						c.PrimaryKey = func() []string { return pk }
 					}
-					rows, bad := c.Decode([]*kgo.Record{r})
+					rows, bad, _ := c.Decode(context.Background(), []*kgo.Record{r})
 					if len(rows)+len(bad) != 1 {
 						t.Fatalf("one record gave %d rows and %d rejections", len(rows), len(bad))
 					}

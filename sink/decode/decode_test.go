@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -80,7 +81,8 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, bad := tt.cfg.Decode(tt.records)
+			rows, bad, err := tt.cfg.Decode(context.Background(), tt.records)
+			require.NoError(t, err)
 			gotOps, gotBad := map[int64]Op{}, map[int64]string{}
 			last := int64(-1)
 			for _, r := range rows {
@@ -118,7 +120,7 @@ func BenchmarkDecode(b *testing.B) {
 	c := Config{Mode: ModeUpsert, Mapping: MappingJSONB, MaxRecordBytes: 4 << 20, DeleteOnTombstone: true}
 	b.ReportAllocs()
 	for b.Loop() {
-		if rows, bad := c.Decode(recs); len(rows) != len(recs) || len(bad) != 0 {
+		if rows, bad, _ := c.Decode(context.Background(), recs); len(rows) != len(recs) || len(bad) != 0 {
 			b.Fatalf("decode: %d rows, %d rejected", len(rows), len(bad))
 		}
 	}

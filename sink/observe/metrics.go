@@ -52,6 +52,8 @@ type Metrics struct {
 	Abandoned prometheus.Counter
 	// OutOfRange is sinkworker_offset_out_of_range_total{topic}.
 	OutOfRange *prometheus.CounterVec
+	// ColumnsAdded is sinkworker_schema_columns_added_total{topic}.
+	ColumnsAdded *prometheus.CounterVec
 }
 
 // NewMetrics registers the series in a new registry.
@@ -68,7 +70,7 @@ func NewMetrics() *Metrics {
 		}, []string{"topic", "class"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_retries_total",
-			Help: "Batch transactions retried, by cause (transient: an error; timeout: past SINK_TX_TIMEOUT).",
+			Help: "Batch transactions retried, by cause (transient: an error; timeout: past SINK_TX_TIMEOUT; registry: the schema registry did not answer).",
 		}, []string{"class"}),
 		Assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sinkworker_assigned_partitions",
@@ -113,8 +115,12 @@ func NewMetrics() *Metrics {
 			Name: "sinkworker_offset_out_of_range_total",
 			Help: "Partitions halted because the log no longer has their offset (topic recreated, retention), by topic.",
 		}, []string{"topic"}),
+		ColumnsAdded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_schema_columns_added_total",
+			Help: "Columns added to a topic's table for fields new to its schema (SINK_SCHEMA_EVOLUTION=add-columns), by topic.",
+		}, []string{"topic"}),
 	}
-	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.Abandoned, m.OutOfRange,
+	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.Abandoned, m.OutOfRange, m.ColumnsAdded,
 		m.BatchRecords, m.TxSeconds, m.AcquireWait, m.Lag, m.LastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

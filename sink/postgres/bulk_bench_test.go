@@ -239,7 +239,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		if len(fresh) != len(records) {
 			return fmt.Errorf("copy: %d records below next_offset %d", len(records)-len(fresh), next)
 		}
-		good, bad := w.dec.Decode(fresh)
+		good, bad, _ := w.dec.Decode(context.Background(), fresh)
 		var res Result
 		var upserts, deletes []decode.Row
 		for _, r := range collapse(good, &res) {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sinkworker/sinkworker/sink/decode"
+	"github.com/sinkworker/sinkworker/sink/decode/format"
 )
 
 // metaColumns are filled from the record's coordinates when the table has
@@ -30,23 +32,77 @@ type Columns struct {
 	id pgx.Identifier
 	// keyless (SINK_MODE=insert): the record key does not give the primary key.
 	keyless bool
+	// evolve is SINK_SCHEMA_EVOLUTION=add-columns (Ensure).
+	evolve bool
+	// valueKey is SINK_PRIMARY_KEY: the value fields of the primary key.
+	valueKey []string
 
 	mu     sync.Mutex
 	cols   map[string]bool // writable columns (not generated, not identity ALWAYS)
 	pk     []string        // primary key columns, in key order
 	loaded time.Time
 	stale  bool // read the catalog before the next prepare
+	// absent: the table does not exist yet; Ensure creates it from the
+	// first record schema.
+	absent bool
+	seen   map[*format.Shape]bool // value schemas Ensure has handled
 }
 
-// LoadColumns reads table's columns from the catalog. keyless is insert
-// mode, where the record key does not give the primary key. A missing
-// table is SQLSTATE 42P01: Fatal, as a configuration problem should be.
-func LoadColumns(ctx context.Context, q Querier, table pgx.Identifier, keyless bool) (*Columns, error) {
-	t := &Columns{id: table, keyless: keyless}
+// ErrNoTable marks a table SINK_MAPPING=columns cannot write: missing,
+// with nothing to create it from. Fatal.
+var ErrNoTable = errors.New("no table")
+
+// TableOptions say how LoadColumns takes a topic's table.
+type TableOptions struct {
+	// Keyless is insert mode, where the record key does not give the
+	// primary key.
+	Keyless bool
+	// Create lets the table be missing at start-up: Ensure creates it from
+	// the first record's schema (a typed SINK_VALUE_FORMAT).
+	Create bool
+	// Evolve is SINK_SCHEMA_EVOLUTION=add-columns.
+	Evolve bool
+	// ValueKey is SINK_PRIMARY_KEY: an existing table's primary key must be
+	// these columns.
+	ValueKey []string
+}
+
+// LoadColumns reads table's columns from the catalog. A missing table is
+// ErrNoTable unless o.Create; a table whose primary key is not
+// SINK_PRIMARY_KEY's fields is a bad setting (ErrNoPrimaryKey).
+func LoadColumns(ctx context.Context, q Querier, table pgx.Identifier, o TableOptions) (*Columns, error) {
+	t := &Columns{id: table, keyless: o.Keyless, evolve: o.Evolve, valueKey: o.ValueKey}
+	// to_regclass parses the quoted name itself: nothing is spliced into SQL.
+	rows, err := q.Query(ctx, `SELECT to_regclass($1) IS NOT NULL`, table.Sanitize())
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", table.Sanitize(), err)
+	}
+	exists, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read columns of %s: %w", table.Sanitize(), err)
+	case !exists && o.Create:
+		t.absent = true
+		return t, nil
+	case !exists:
+		return nil, fmt.Errorf("%w: table %s does not exist: SINK_MAPPING=columns writes into tables you create "+
+			"(or that a typed SINK_VALUE_FORMAT creates from the record schema)", ErrNoTable, table.Sanitize())
+	}
 	if err := t.load(ctx, q); err != nil {
 		return nil, err
 	}
+	if len(o.ValueKey) > 0 && !o.Keyless && !slices.Equal(t.PrimaryKey(), o.ValueKey) {
+		return nil, fmt.Errorf("%w: SINK_PRIMARY_KEY is %s but the primary key of %s is (%s)", ErrNoPrimaryKey,
+			strings.Join(o.ValueKey, ","), table.Sanitize(), strings.Join(t.PrimaryKey(), ", "))
+	}
 	return t, nil
+}
+
+// Absent reports whether the table is still to be created (Ensure).
+func (t *Columns) Absent() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.absent
 }
 
 // PrimaryKey is the table's primary key columns, in key order, as last
@@ -162,11 +218,15 @@ func buildColumnsRows(records []decode.Row, cols map[string]bool, pk []string) (
 			used[c] = true
 		}
 	}
+	shapes := map[*format.Shape]bool{}
 	for i, row := range records {
 		rec := row.Record
-		key, err := decode.KeyObject(rec.Key, pk)
-		if err != nil {
-			return r, err
+		key := string(row.KeyObject)
+		if row.KeyObject == nil {
+			var err error
+			if key, err = decode.KeyObject(rec.Key, pk); err != nil {
+				return r, err
+			}
 		}
 		r.keys[i], r.offsets[i], r.timestamps[i] = key, rec.Offset, rec.Timestamp
 		r.values[i] = "{}"
@@ -174,6 +234,24 @@ func buildColumnsRows(records []decode.Row, cols map[string]bool, pk []string) (
 			continue
 		}
 		r.values[i] = string(row.Value)
+		if row.Shape != nil {
+			// A typed value holds its schema's fields, every one (null
+			// when unset): count them once per schema, not per record.
+			if !shapes[row.Shape] {
+				shapes[row.Shape] = true
+				for _, c := range row.Shape.Columns {
+					if cols[c.Name] {
+						used[c.Name] = true
+					}
+				}
+			}
+			for _, c := range row.Shape.Columns {
+				if !cols[c.Name] {
+					r.unknown++
+				}
+			}
+			continue
+		}
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(row.Value, &fields); err != nil {
 			return r, fmt.Errorf("value at offset %d: %w", rec.Offset, err) // decode lets only objects through

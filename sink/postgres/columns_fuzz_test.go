@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,7 +43,7 @@ func FuzzColumnsRows(f *testing.F) {
 			for _, pk := range pks {
 				c := decode.Config{Mode: mode, Mapping: decode.MappingColumns, MaxRecordBytes: 1 << 20, DeleteOnTombstone: true,
 					PrimaryKey: func() []string { return pk }}
-				rows, _ := c.Decode([]*kgo.Record{r})
+				rows, _, _ := c.Decode(context.Background(), []*kgo.Record{r})
 				if len(rows) == 0 {
 					continue // rejected: dead-lettered, never built
 				}

@@ -42,6 +42,17 @@ type Config struct {
 	// SystemicRejects is ERROR_SYSTEMIC_REJECTS (see SystemicError); 0
 	// never halts.
 	SystemicRejects int
+	// CreateTables (a typed SINK_VALUE_FORMAT in SINK_MAPPING=columns)
+	// lets a topic's table be missing: it is created from the first record
+	// schema (Columns.Ensure).
+	CreateTables bool
+	// Evolve is SINK_SCHEMA_EVOLUTION=add-columns.
+	Evolve bool
+	// ValueKey is SINK_PRIMARY_KEY.
+	ValueKey []string
+	// TextValues (SINK_VALUE_FORMAT=string) stores values in a text column
+	// instead of jsonb.
+	TextValues bool
 	// TxIdleTimeout is SINK_TX_IDLE_TIMEOUT, set for each batch
 	// transaction (see beginOptions); 0 leaves the server's setting.
 	TxIdleTimeout time.Duration

@@ -55,6 +55,9 @@ func (c Kind) String() string {
 // does not know, is Permanent: the writer isolates it to the records that
 // cause it, and halts the partition when it does not isolate.
 func Classify(err error) Kind {
+	if errors.Is(err, ErrNoTable) || errors.Is(err, ErrNoPrimaryKey) {
+		return Fatal
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return Transient

@@ -104,6 +104,9 @@ func newWriter(c Config, topic string, partition int32, cols *Columns) *testWrit
 
 // Write decodes records and writes the batch.
 func (w *testWriter) Write(ctx context.Context, db Beginner, records []*kgo.Record, dlq DeadLetterFunc) (Result, error) {
-	rows, rejected := w.dec.Decode(records)
+	rows, rejected, err := w.dec.Decode(ctx, records)
+	if err != nil {
+		return Result{}, err
+	}
 	return w.Writer.Write(ctx, db, rows, rejected, dlq)
 }

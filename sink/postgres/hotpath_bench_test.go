@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -39,7 +40,7 @@ func benchRecords(n int) []*kgo.Record {
 // per key, as the upsert statement gets it.
 func benchRows(n int) []decode.Row {
 	dec := decode.Config{Mode: decode.ModeUpsert, Mapping: decode.MappingJSONB, MaxRecordBytes: 4 << 20, DeleteOnTombstone: true}
-	rows, _ := dec.Decode(benchRecords(n))
+	rows, _, _ := dec.Decode(context.Background(), benchRecords(n))
 	return collapse(rows, &Result{})
 }
 
@@ -106,7 +107,7 @@ func copiedPointerColumns(rows []decode.Row) columns {
 // parameter to []*string with nil for NULL; otherwise []string, sharing the
 // records' bytes.
 func TestTextArrayNulls(t *testing.T) {
-	recs := []decode.Row{{Record: &kgo.Record{Key: []byte("a")}}, {Record: &kgo.Record{Key: []byte{}}}, {Record: &kgo.Record{Key: nil}}}
+	recs := []decode.Row{{Record: &kgo.Record{Key: []byte("a")}, KeyText: []byte("a")}, {Record: &kgo.Record{Key: []byte{}}, KeyText: []byte{}}, {Record: &kgo.Record{Key: nil}}}
 	got, ok := textArray(recs, rowKey).([]*string)
 	if !ok || len(got) != 3 || *got[0] != "a" || *got[1] != "" || got[2] != nil {
 		t.Fatalf("with a null key: got %#v", textArray(recs, rowKey))

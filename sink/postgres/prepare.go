@@ -41,11 +41,12 @@ func Prepare(ctx context.Context, db TablesDB, c Config, log *slog.Logger) (map[
 	}
 	out := map[string]*Columns{}
 	for _, topic := range c.Topics {
-		t, err := LoadColumns(ctx, db, c.Table(topic), c.Mode == decode.ModeInsert)
+		t, err := LoadColumns(ctx, db, c.Table(topic), TableOptions{
+			Keyless: c.Mode == decode.ModeInsert, Create: c.CreateTables, Evolve: c.Evolve, ValueKey: c.ValueKey})
 		if err != nil {
 			return nil, err
 		}
-		if len(t.PrimaryKey()) == 0 && c.Mode == decode.ModeUpsert {
+		if len(t.PrimaryKey()) == 0 && c.Mode == decode.ModeUpsert && !t.Absent() {
 			return nil, fmt.Errorf("%w on %s (topic %s)", ErrNoPrimaryKey, c.Table(topic).Sanitize(), topic)
 		}
 		out[topic] = t

@@ -225,9 +225,9 @@ func columnsOf(rows []decode.Row) columns {
 	return c
 }
 
-// rowKey is the key column's text: the record key as it came (NULL when
-// there is none, in insert mode).
-func rowKey(r *decode.Row) []byte   { return r.Record.Key }
+// rowKey is the key column's text: the record key as it came, or as its
+// format decoded it (NULL when there is none, in insert mode).
+func rowKey(r *decode.Row) []byte   { return r.KeyText }
 func rowValue(r *decode.Row) []byte { return r.Value }
 
 // textArray is a text[] parameter holding field of each record: a

@@ -79,7 +79,7 @@ func EnsureTables(ctx context.Context, db interface {
 	}
 	for _, topic := range c.Topics {
 		if c.Mapping != decode.MappingColumns {
-			stmts = append(stmts, createTable(c.Table(topic), c.Mode))
+			stmts = append(stmts, createTable(c.Table(topic), c.Mode, c.valueType()))
 		}
 	}
 	for _, s := range stmts {
@@ -93,22 +93,31 @@ func EnsureTables(ctx context.Context, db interface {
 	return nil
 }
 
-func createTable(table pgx.Identifier, mode decode.Mode) string {
+// valueType is the type of a jsonb-mapped table's value column: text for
+// SINK_VALUE_FORMAT=string, else jsonb.
+func (c Config) valueType() string {
+	if c.TextValues {
+		return "text"
+	}
+	return "jsonb"
+}
+
+func createTable(table pgx.Identifier, mode decode.Mode, valueType string) string {
 	if mode == decode.ModeInsert {
 		return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 	kafka_topic text NOT NULL,
 	kafka_partition int NOT NULL,
 	kafka_offset bigint NOT NULL,
 	key text,
-	value jsonb,
+	value %s,
 	kafka_timestamp timestamptz,
-	PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset))`, table.Sanitize())
+	PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset))`, table.Sanitize(), valueType)
 	}
 	return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 	key text PRIMARY KEY,
-	value jsonb NOT NULL,
+	value %s NOT NULL,
 	kafka_partition int,
 	kafka_offset bigint,
 	kafka_timestamp timestamptz,
-	updated_at timestamptz)`, table.Sanitize())
+	updated_at timestamptz)`, table.Sanitize(), valueType)
 }

@@ -14,17 +14,18 @@ import (
 
 // Result counts what one batch transaction did.
 type Result struct {
-	Written           int   // rows inserted or upserted
-	Deleted           int   // keys deleted by tombstones
-	Deduplicated      int   // records superseded by a later record of the same key in the batch
-	Applied           int   // records at or above next_offset, i.e. handled by this transaction
-	AlreadyApplied    int   // records below next_offset: an earlier transaction applied them
-	TombstonesSkipped int   // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
-	DeadLettered      int   // records sent to the dead-letter topic
-	Statements        int   // sub-statements spent isolating bad records (0 without any)
-	Shrunk            int   // statements split in two after the server's statement_timeout cancelled them
-	UnknownFields     int   // JSON fields no column takes (SINK_MAPPING=columns), ignored
-	NextOffset        int64 // the partition's next_offset after the commit
+	Written           int      // rows inserted or upserted
+	Deleted           int      // keys deleted by tombstones
+	Deduplicated      int      // records superseded by a later record of the same key in the batch
+	Applied           int      // records at or above next_offset, i.e. handled by this transaction
+	AlreadyApplied    int      // records below next_offset: an earlier transaction applied them
+	TombstonesSkipped int      // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
+	DeadLettered      int      // records sent to the dead-letter topic
+	Statements        int      // sub-statements spent isolating bad records (0 without any)
+	Shrunk            int      // statements split in two after the server's statement_timeout cancelled them
+	UnknownFields     int      // JSON fields no column takes (SINK_MAPPING=columns), ignored
+	ColumnsAdded      []string // columns added for new schema fields (SINK_SCHEMA_EVOLUTION=add-columns)
+	NextOffset        int64    // the partition's next_offset after the commit
 }
 
 // HaltError is returned under ERROR_POLICY=stop: the records before
@@ -97,6 +98,7 @@ type Writer struct {
 func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
 	table := c.Table(topic).Sanitize()
 	offsets := c.Offsets()
+	value := "u.v::" + c.valueType()
 	return &Writer{
 		topic:      topic,
 		partition:  partition,
@@ -108,14 +110,14 @@ func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
 		begin:      beginOptions(c.TxIdleTimeout),
 		advanceSQL: offsets.advanceSQL(),
 		upsertSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
-SELECT u.k, u.v::jsonb, $1, u.o, u.ts, now()
+SELECT u.k, ` + value + `, $1, u.o, u.ts, now()
 FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o, ts)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
 	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`,
 		// A row already there is a replay (the offsets table lost, restored
 		// or renamed): a no-op, not a constraint violation to dead-letter.
 		insertSQL: `INSERT INTO ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
-SELECT $1, $2, u.o, u.k, u.v::jsonb, u.ts
+SELECT $1, $2, u.o, u.k, ` + value + `, u.ts
 FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`,
 		deleteSQL: `DELETE FROM ` + table + ` WHERE key = ANY($1::text[])`,
@@ -156,6 +158,13 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	var res Result
 	if len(rows)+len(rejected) == 0 {
 		return res, nil
+	}
+	if w.cols != nil {
+		added, err := w.cols.Ensure(ctx, db, rows)
+		if err != nil {
+			return res, w.wrap("table", err)
+		}
+		res.ColumnsAdded = added
 	}
 	tx, err := db.BeginTx(ctx, w.begin)
 	if err != nil {

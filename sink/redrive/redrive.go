@@ -285,7 +285,10 @@ func (d *redriver) one(ctx context.Context, dead *kgo.Record, res *Result) error
 	if cols != nil {
 		pk = cols.PrimaryKey
 	}
-	rows, bad := d.cfg.Decode(pk).Decode([]*kgo.Record{src})
+	rows, bad, err := d.cfg.Decode(pk).Decode(ctx, []*kgo.Record{src})
+	if err != nil {
+		return err // the schema registry did not answer: the run stops, the letter stays
+	}
 	var landed bool
 	if len(bad) == 0 {
 		var b *decode.Rejection

@@ -1,0 +1,544 @@
+package format
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bufbuild/protocompile"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// Protobuf in Confluent's wire format: the body starts with the message
+// indexes that pick the message type from the schema's file (a zigzag
+// varint count, then that many zigzag varint indexes: a top-level message,
+// then a message nested in it, and so on; the single byte 0 stands for
+// [0], the first message), then the message itself.
+//
+// Every field of the message is written, as Kafka Connect's
+// ProtobufConverter does: a scalar without presence at its default when
+// unset, a field with presence (a message, a proto3 optional or proto2
+// optional scalar, a oneof member) as null when unset. Field names are the
+// .proto names, not json_name.
+
+// protobufRootFile is the name the registry's schema text is compiled
+// under when no reference already uses it.
+const protobufRootFile = "sinkworker/registered.proto"
+
+// CompileProtobuf compiles s for reading. s.Text, and the text of each of
+// its references, is either a .proto file or a serialized
+// google.protobuf.FileDescriptorProto in standard base64, the form
+// Confluent's Python ProtobufSerializer registers (see
+// isProtobufDescriptor). Imports are resolved from s.References (by import
+// path, recursively) and from the well-known types
+// (google/protobuf/*.proto), which registries do not hold as references.
+// An error wraps ErrSchema.
+func CompileProtobuf(s Schema) (Decoder, error) {
+	files := map[string]string{}
+	if err := addProtobufRefs(files, s.References); err != nil {
+		return nil, err
+	}
+	root := protobufRootFile
+	for i := 1; ; i++ {
+		if _, taken := files[root]; !taken {
+			break
+		}
+		root = fmt.Sprintf("sinkworker/registered%d.proto", i)
+	}
+	files[root] = s.Text
+	found := make(map[string]protocompile.SearchResult, len(files))
+	for path, text := range files {
+		r, err := protobufSearchResult(path, text)
+		if err != nil {
+			return nil, err
+		}
+		found[path] = r
+	}
+	c := protocompile.Compiler{
+		Resolver: protocompile.WithStandardImports(protocompile.ResolverFunc(
+			func(path string) (protocompile.SearchResult, error) {
+				if r, ok := found[path]; ok {
+					return r, nil
+				}
+				return protocompile.SearchResult{}, protoregistry.NotFound
+			})),
+		MaxParallelism: 1,
+	}
+	compiled, err := c.Compile(context.Background(), root)
+	if err != nil {
+		return nil, Invalid("compile protobuf schema: %v", err)
+	}
+	fd := compiled[0]
+	if fd.Messages().Len() == 0 {
+		return nil, Invalid("protobuf schema declares no message")
+	}
+	b := pbBuilder{plans: map[protoreflect.FullName]*pbMessage{}}
+	d := &protobufDecoder{file: fd, top: b.nodes(fd.Messages())}
+	// A fresh message needs no Reset (Merge), and the check for required
+	// fields walks the whole message: skip it where there are none.
+	d.unmarshal = proto.UnmarshalOptions{DiscardUnknown: true, Merge: true, AllowPartial: !b.required}
+	return d, nil
+}
+
+// protobufSearchResult is the file at path, whose registered text is
+// text, for the compiler: a descriptor to link, or source to parse.
+func protobufSearchResult(path, text string) (protocompile.SearchResult, error) {
+	raw, ok := isProtobufDescriptor(text)
+	if !ok {
+		return protocompile.SearchResult{Source: strings.NewReader(text)}, nil
+	}
+	fdp := &descriptorpb.FileDescriptorProto{}
+	if err := proto.Unmarshal(raw, fdp); err != nil {
+		return protocompile.SearchResult{}, Invalid("protobuf schema %q is base64 but not a FileDescriptorProto: %v", path, err)
+	}
+	// The compiler asks for a file by the path that imports it (the
+	// reference's name); the root's own name is not used by anyone.
+	fdp.Name = proto.String(path)
+	return protocompile.SearchResult{Proto: fdp}, nil
+}
+
+// isProtobufDescriptor reports whether text is a serialized
+// FileDescriptorProto rather than .proto source, and returns its bytes:
+// it is when text, without surrounding white space, is non-empty standard
+// base64 (padded; line breaks allowed). No .proto file that declares
+// anything is valid base64, since every statement ends in ';' or '}',
+// neither of which base64 uses; a text of white space and comments alone
+// declares nothing either way.
+func isProtobufDescriptor(text string) ([]byte, bool) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(text)
+	return raw, err == nil
+}
+
+// addProtobufRefs adds refs and their own references to files by import
+// path. One path with two different texts is an error.
+func addProtobufRefs(files map[string]string, refs map[string]Schema) error {
+	for path, ref := range refs {
+		if text, seen := files[path]; seen {
+			if text != ref.Text {
+				return Invalid("protobuf import %q has two different texts", path)
+			}
+			continue
+		}
+		files[path] = ref.Text
+		if err := addProtobufRefs(files, ref.References); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// protobufDecoder reads bodies of one compiled .proto file. Everything in
+// it is built by CompileProtobuf and only read after, so it is safe for
+// concurrent use.
+type protobufDecoder struct {
+	file      protoreflect.FileDescriptor
+	top       []pbNode // the file's top-level messages, by index
+	unmarshal proto.UnmarshalOptions
+}
+
+// pbNode is a message the message indexes can name, and its nested ones.
+type pbNode struct {
+	msg    *pbMessage
+	nested []pbNode
+}
+
+// pbMessage is how one message type is written, built once per type.
+type pbMessage struct {
+	desc   protoreflect.MessageDescriptor
+	shape  *Shape
+	fields []pbField
+}
+
+// pbField is one field of a message: its JSON key and how its value is
+// written.
+type pbField struct {
+	fd  protoreflect.FieldDescriptor
+	key []byte // the JSON key and its colon: "name":
+	// nullable is set for a field with presence: null when unset.
+	nullable bool
+	val      pbType // a singular field's value, a list's elements, a map's values
+}
+
+// pbWellKnown names the messages written as a scalar rather than an object.
+type pbWellKnown uint8
+
+const (
+	pbPlain pbWellKnown = iota
+	pbTimestamp
+	pbDuration
+	pbWrapper
+)
+
+// pbType is how one value (not a list or map) is written.
+type pbType struct {
+	kind protoreflect.Kind
+	wk   pbWellKnown
+	// enum is the enum's values for an EnumKind.
+	enum protoreflect.EnumValueDescriptors
+	// msg is the plan of a plain message.
+	msg *pbMessage
+	// inner is a wrapper's value field and its type.
+	inner     protoreflect.FieldDescriptor
+	innerType *pbType
+}
+
+// pbBuilder builds the plans of the message types a file reaches.
+type pbBuilder struct {
+	plans map[protoreflect.FullName]*pbMessage
+	// required is set once a message with a proto2 required field is seen.
+	required bool
+}
+
+func (b *pbBuilder) nodes(msgs protoreflect.MessageDescriptors) []pbNode {
+	nodes := make([]pbNode, msgs.Len())
+	for i := range nodes {
+		md := msgs.Get(i)
+		nodes[i] = pbNode{msg: b.message(md), nested: b.nodes(md.Messages())}
+	}
+	return nodes
+}
+
+// message returns the plan of md, building it (and those of the messages
+// its fields hold) the first time. A recursive type gets its own plan back
+// while that is still being built, which is complete before it is used.
+func (b *pbBuilder) message(md protoreflect.MessageDescriptor) *pbMessage {
+	if p, ok := b.plans[md.FullName()]; ok {
+		return p
+	}
+	p := &pbMessage{desc: md, shape: &Shape{}}
+	b.plans[md.FullName()] = p
+	b.required = b.required || md.RequiredNumbers().Len() > 0
+	fds := md.Fields()
+	p.fields = make([]pbField, fds.Len())
+	for i := range p.fields {
+		fd := fds.Get(i)
+		key, _ := AppendString(nil, string(fd.Name())) // a proto identifier is ASCII
+		f := pbField{
+			fd:       fd,
+			key:      append(key, ':'),
+			nullable: !fd.IsList() && !fd.IsMap() && fd.HasPresence() && fd.Cardinality() != protoreflect.Required,
+		}
+		vd := fd
+		if fd.IsMap() {
+			vd = fd.MapValue()
+		}
+		f.val = b.valueType(vd)
+		p.fields[i] = f
+		p.shape.Columns = append(p.shape.Columns, Column{
+			Name:     string(fd.Name()),
+			Type:     pbColumnType(fd, &f.val),
+			Nullable: f.nullable,
+		})
+	}
+	return p
+}
+
+func (b *pbBuilder) valueType(fd protoreflect.FieldDescriptor) pbType {
+	t := pbType{kind: fd.Kind()}
+	switch fd.Kind() {
+	case protoreflect.EnumKind:
+		t.enum = fd.Enum().Values()
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		md := fd.Message()
+		switch md.FullName() {
+		case "google.protobuf.Timestamp":
+			t.wk = pbTimestamp
+		case "google.protobuf.Duration":
+			t.wk = pbDuration
+		case "google.protobuf.DoubleValue", "google.protobuf.FloatValue",
+			"google.protobuf.Int64Value", "google.protobuf.UInt64Value",
+			"google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+			"google.protobuf.BoolValue", "google.protobuf.StringValue",
+			"google.protobuf.BytesValue":
+			t.wk = pbWrapper
+			t.inner = md.Fields().ByNumber(1)
+			inner := b.valueType(t.inner)
+			t.innerType = &inner
+		default:
+			t.msg = b.message(md)
+		}
+	}
+	return t
+}
+
+// pbColumnType is the PostgreSQL type of field fd, whose values are of
+// type t.
+func pbColumnType(fd protoreflect.FieldDescriptor, t *pbType) string {
+	if fd.IsMap() {
+		return "jsonb"
+	}
+	typ := pbValueColumnType(t)
+	if fd.IsList() {
+		if t.kind == protoreflect.MessageKind || t.kind == protoreflect.GroupKind {
+			return "jsonb"
+		}
+		return typ + "[]"
+	}
+	return typ
+}
+
+func pbValueColumnType(t *pbType) string {
+	switch t.wk {
+	case pbTimestamp:
+		return "timestamptz"
+	case pbDuration:
+		return "interval"
+	case pbWrapper:
+		return pbValueColumnType(t.innerType)
+	}
+	switch t.kind {
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return "integer"
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return "bigint"
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return "numeric(20,0)"
+	case protoreflect.FloatKind:
+		return "real"
+	case protoreflect.DoubleKind:
+		return "double precision"
+	case protoreflect.BoolKind:
+		return "boolean"
+	case protoreflect.StringKind, protoreflect.EnumKind:
+		return "text"
+	case protoreflect.BytesKind:
+		return "bytea"
+	}
+	return "jsonb"
+}
+
+// AppendJSON implements Decoder.
+func (d *protobufDecoder) AppendJSON(dst, body []byte) ([]byte, *Shape, error) {
+	p, body, err := d.messageFor(body)
+	if err != nil {
+		return dst, nil, err
+	}
+	m := dynamicpb.NewMessage(p.desc)
+	if err := d.unmarshal.Unmarshal(body, m); err != nil {
+		return dst, nil, Corrupt("protobuf %s: %v", p.desc.FullName(), err)
+	}
+	out, err := appendPbMessage(dst, m, p)
+	if err != nil {
+		return dst, nil, err
+	}
+	return out, p.shape, nil
+}
+
+// messageFor reads the message indexes at the start of body and returns
+// the plan of the message they name and the rest of body.
+func (d *protobufDecoder) messageFor(body []byte) (*pbMessage, []byte, error) {
+	count, n := binary.Varint(body)
+	if n <= 0 {
+		return nil, nil, Corrupt("protobuf message indexes are truncated")
+	}
+	body = body[n:]
+	if count == 0 { // the single byte 0: the first message
+		return d.top[0].msg, body, nil
+	}
+	if count < 0 || count > int64(len(body)) { // each index takes a byte at least
+		return nil, nil, Corrupt("protobuf message index count %d is invalid", count)
+	}
+	nodes := d.top
+	var node *pbNode
+	for range count {
+		idx, n := binary.Varint(body)
+		if n <= 0 {
+			return nil, nil, Corrupt("protobuf message indexes are truncated")
+		}
+		body = body[n:]
+		if idx < 0 || idx >= int64(len(nodes)) {
+			return nil, nil, Invalid("protobuf message index %d does not exist in the schema", idx)
+		}
+		node = &nodes[idx]
+		nodes = node.nested
+	}
+	return node.msg, body, nil
+}
+
+// appendPbMessage writes m as a JSON object of every field of p.
+func appendPbMessage(dst []byte, m protoreflect.Message, p *pbMessage) ([]byte, error) {
+	var err error
+	dst = append(dst, '{')
+	for i := range p.fields {
+		f := &p.fields[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, f.key...)
+		switch {
+		case f.fd.IsMap():
+			dst, err = appendPbMap(dst, m.Get(f.fd).Map(), f)
+		case f.fd.IsList():
+			dst, err = appendPbList(dst, m.Get(f.fd).List(), &f.val)
+		case f.nullable && !m.Has(f.fd):
+			dst = append(dst, "null"...)
+		default:
+			dst, err = appendPbValue(dst, m.Get(f.fd), &f.val)
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+func appendPbList(dst []byte, l protoreflect.List, t *pbType) ([]byte, error) {
+	var err error
+	dst = append(dst, '[')
+	for i := range l.Len() {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendPbValue(dst, l.Get(i), t); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendPbMap writes a map as a JSON object with its keys as strings, in
+// key order so that one message always gives the same text.
+func appendPbMap(dst []byte, m protoreflect.Map, f *pbField) ([]byte, error) {
+	keys := make([]protoreflect.MapKey, 0, m.Len())
+	m.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+		keys = append(keys, k)
+		return true
+	})
+	slices.SortFunc(keys, comparePbKeys)
+	var err error
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		switch v := k.Interface().(type) {
+		case string:
+			if dst, err = AppendString(dst, v); err != nil {
+				return dst, err
+			}
+		default:
+			dst = append(dst, '"')
+			dst = append(dst, k.String()...) // a number or true/false
+			dst = append(dst, '"')
+		}
+		dst = append(dst, ':')
+		if dst, err = appendPbValue(dst, m.Get(k), &f.val); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// comparePbKeys orders the keys of one map, which are all of one kind.
+func comparePbKeys(a, b protoreflect.MapKey) int {
+	switch x := a.Interface().(type) {
+	case string:
+		return cmp.Compare(x, b.String())
+	case bool:
+		return cmp.Compare(boolInt(x), boolInt(b.Bool()))
+	case int32, int64:
+		return cmp.Compare(a.Int(), b.Int())
+	default:
+		return cmp.Compare(a.Uint(), b.Uint())
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendPbValue writes one value (not a list or map) of type t.
+func appendPbValue(dst []byte, v protoreflect.Value, t *pbType) ([]byte, error) {
+	switch t.kind {
+	case protoreflect.BoolKind:
+		return AppendBool(dst, v.Bool()), nil
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return AppendInt(dst, v.Int()), nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return AppendUint(dst, v.Uint()), nil
+	case protoreflect.FloatKind:
+		return AppendFloat(dst, v.Float(), 32), nil
+	case protoreflect.DoubleKind:
+		return AppendFloat(dst, v.Float(), 64), nil
+	case protoreflect.StringKind:
+		return AppendString(dst, v.String())
+	case protoreflect.BytesKind:
+		return AppendBytes(dst, v.Bytes()), nil
+	case protoreflect.EnumKind:
+		n := v.Enum()
+		if ev := t.enum.ByNumber(n); ev != nil {
+			return AppendString(dst, string(ev.Name()))
+		}
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		return append(dst, '"'), nil
+	}
+	m := v.Message()
+	switch t.wk {
+	case pbTimestamp:
+		return appendPbTimestamp(dst, m)
+	case pbDuration:
+		return appendPbDuration(dst, m)
+	case pbWrapper:
+		return appendPbValue(dst, m.Get(t.inner), t.innerType)
+	}
+	return appendPbMessage(dst, m, t.msg)
+}
+
+// The range of google.protobuf.Timestamp and Duration, as timestamp.proto
+// and duration.proto give it.
+const (
+	pbMinTimestamp = -62135596800 // 0001-01-01T00:00:00Z
+	pbMaxTimestamp = 253402300799 // 9999-12-31T23:59:59Z
+	pbMaxDuration  = 315576000000 // 10000 years
+)
+
+func appendPbTimestamp(dst []byte, m protoreflect.Message) ([]byte, error) {
+	fds := m.Descriptor().Fields()
+	secs := m.Get(fds.ByNumber(1)).Int()
+	nanos := m.Get(fds.ByNumber(2)).Int()
+	if secs < pbMinTimestamp || secs > pbMaxTimestamp || nanos < 0 || nanos > 999_999_999 {
+		return dst, Corrupt("a google.protobuf.Timestamp is out of range")
+	}
+	return AppendTimestamp(dst, time.Unix(secs, nanos).UTC()), nil
+}
+
+func appendPbDuration(dst []byte, m protoreflect.Message) ([]byte, error) {
+	fds := m.Descriptor().Fields()
+	secs := m.Get(fds.ByNumber(1)).Int()
+	nanos := m.Get(fds.ByNumber(2)).Int()
+	if secs < -pbMaxDuration || secs > pbMaxDuration || nanos < -999_999_999 || nanos > 999_999_999 ||
+		(secs > 0 && nanos < 0) || (secs < 0 && nanos > 0) {
+		return dst, Corrupt("a google.protobuf.Duration is out of range")
+	}
+	const maxSecs = (1<<63 - 1) / 1_000_000_000 // whole seconds whose nanoseconds fit an int64
+	if secs > -maxSecs && secs < maxSecs {
+		return AppendInterval(dst, 0, 0, secs*1e9+nanos), nil
+	}
+	total := new(big.Int).Mul(big.NewInt(secs), big.NewInt(1e9))
+	total.Add(total, big.NewInt(nanos))
+	dst = append(dst, `"P0M0DT`...)
+	dst = AppendDecimal(dst, total, 9)
+	return append(dst, 'S', '"'), nil
+}
