@@ -327,6 +327,34 @@ func TestLoadConfigErrors(t *testing.T) {
 			env:     map[string]string{"SINK_OFFSETS_TABLE": "ops."},
 			wantBad: []string{"SINK_OFFSETS_TABLE"},
 		},
+		{
+			name: "formats: unknown names and a bad evolution",
+			env: map[string]string{"SINK_KEY_FORMAT": "xml", "SINK_VALUE_FORMAT": "thrift",
+				"SINK_SCHEMA_EVOLUTION": "drop-columns"},
+			wantBad: []string{"SINK_KEY_FORMAT", "SINK_SCHEMA_EVOLUTION", "SINK_VALUE_FORMAT"},
+		},
+		{
+			name:    "a registry format without a registry",
+			env:     map[string]string{"SINK_VALUE_FORMAT": "avro"},
+			wantBad: []string{"SCHEMA_REGISTRY_URL"},
+		},
+		{
+			name:    "a registry no format uses, and half its credentials",
+			env:     map[string]string{"SCHEMA_REGISTRY_URL": "http://r:8081", "SCHEMA_REGISTRY_USERNAME": "u"},
+			wantBad: []string{"SCHEMA_REGISTRY_PASSWORD", "SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_USERNAME"},
+		},
+		{
+			name: "registry URL that is not http, a CA file that does not exist",
+			env: map[string]string{"SINK_VALUE_FORMAT": "protobuf", "SCHEMA_REGISTRY_URL": "ftp://r",
+				"SCHEMA_REGISTRY_TLS_CA_FILE": "/nonexistent/ca.pem"},
+			wantBad: []string{"SCHEMA_REGISTRY_TLS_CA_FILE", "SCHEMA_REGISTRY_URL"},
+		},
+		{
+			name: "add-columns and SINK_PRIMARY_KEY outside columns mapping; string values in columns mapping",
+			env: map[string]string{"SINK_SCHEMA_EVOLUTION": "add-columns", "SINK_PRIMARY_KEY": "id",
+				"SINK_VALUE_FORMAT": "string", "SINK_MAPPING": "columns", "SINK_MODE": "insert"},
+			wantBad: []string{"SINK_PRIMARY_KEY", "SINK_SCHEMA_EVOLUTION", "SINK_VALUE_FORMAT"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -363,6 +391,18 @@ func TestLoadConfigErrorsHideSecrets(t *testing.T) {
 			name:    "invalid DSN with an unterminated quoted password",
 			env:     map[string]string{"DATABASE_URL": "host=127.0.0.1 password='" + dbSecret},
 			wantBad: []string{"DATABASE_URL"},
+		},
+		{
+			name: "registry credentials in the URL",
+			env: map[string]string{"SINK_VALUE_FORMAT": "avro",
+				"SCHEMA_REGISTRY_URL": "https://sink:" + dbSecret + "@registry:8081"},
+			wantBad: []string{"SCHEMA_REGISTRY_URL"},
+		},
+		{
+			name: "registry password with a bad URL",
+			env: map[string]string{"SINK_VALUE_FORMAT": "avro", "SCHEMA_REGISTRY_URL": "registry:8081/" + dbSecret,
+				"SCHEMA_REGISTRY_USERNAME": "u", "SCHEMA_REGISTRY_PASSWORD": saslSecret},
+			wantBad: []string{"SCHEMA_REGISTRY_URL"},
 		},
 		{
 			name: "SASL password with an unknown mechanism",

@@ -173,12 +173,11 @@ func (c Config) typedRecord(ctx context.Context, r *kgo.Record, pk []string) (Ro
 		}
 	}
 	if c.Mapping == MappingColumns && c.Mode == ModeUpsert {
-		obj, err := c.keyObject(key, val, pk)
+		obj, name, err := c.keyObject(r.Key, key, val, pk)
 		if err != nil {
 			return reject(ClassKey, err.Error())
 		}
-		row.KeyObject = obj
-		row.Key = canonicalObject(obj)
+		row.KeyObject, row.Key = obj, name
 	}
 	if val.json == nil && c.Mode == ModeUpsert {
 		row.Op = OpSkip
@@ -190,35 +189,54 @@ func (c Config) typedRecord(ctx context.Context, r *kgo.Record, pk []string) (Ro
 }
 
 // keyObject is the JSON object of the primary key columns a typed record
-// names: SINK_PRIMARY_KEY's fields of the value (of the key, for a
-// tombstone); else the key's fields when it is a record; else a key that
-// is not a record as the one key column (the table's, or "key").
-func (c Config) keyObject(key, val decoded, pk []string) ([]byte, error) {
+// names, and the canonical name of that row (Row.Key): SINK_PRIMARY_KEY's
+// fields of the value (of the key, for a tombstone); else, for a json or
+// string key, the key read as the schemaless path reads it (KeyObject);
+// else the key's fields when it is a record; else the key as the one key
+// column (the table's, or "key" for a table still to be created).
+func (c Config) keyObject(raw []byte, key, val decoded, pk []string) (obj []byte, name string, err error) {
 	if len(c.ValuePrimaryKey) > 0 {
 		src, what := val.json, "value"
 		if src == nil {
 			src, what = key.json, "key of the tombstone"
 		}
-		return pickFields(src, c.ValuePrimaryKey, what)
+		obj, err = pickFields(src, c.ValuePrimaryKey, what)
+		return obj, canonicalObject(obj), err
 	}
 	if key.json == nil {
-		return nil, errors.New("record has no key; SINK_MODE=upsert writes by key")
+		return nil, "", errors.New("record has no key; SINK_MODE=upsert writes by key")
+	}
+	cols := pk
+	if len(cols) == 0 {
+		cols = []string{"key"}
+	}
+	switch c.KeyFormat {
+	case "", FormatJSON:
+		text, err := KeyObject(raw, cols)
+		if err != nil {
+			return nil, "", err
+		}
+		name, err := CanonicalKey(raw, cols)
+		return []byte(text), name, err
+	case FormatString:
+		if len(cols) > 1 {
+			return nil, "", fmt.Errorf("the table's primary key has %d columns (%s): a string key gives one", len(cols), strings.Join(cols, ", "))
+		}
+		obj, err = json.Marshal(map[string]string{cols[0]: string(raw)})
+		return obj, string(raw), err
 	}
 	if key.json[0] == '{' {
 		if len(pk) > 0 {
-			return pickFields(key.json, pk, "key")
+			obj, err = pickFields(key.json, pk, "key")
+			return obj, canonicalObject(obj), err
 		}
-		return key.json, nil
+		return key.json, canonicalObject(key.json), nil
 	}
-	name := "key"
-	switch {
-	case len(pk) == 1:
-		name = pk[0]
-	case len(pk) > 1:
-		return nil, fmt.Errorf("the table's primary key has %d columns (%s): the record key must be a record holding them", len(pk), strings.Join(pk, ", "))
+	if len(cols) > 1 {
+		return nil, "", fmt.Errorf("the table's primary key has %d columns (%s): the record key must be a record holding them", len(cols), strings.Join(cols, ", "))
 	}
-	obj, _ := json.Marshal(map[string]json.RawMessage{name: key.json})
-	return obj, nil
+	obj, err = json.Marshal(map[string]json.RawMessage{cols[0]: key.json})
+	return obj, canonicalObject(obj), err
 }
 
 // pickFields is the object of fields of the JSON object src.
@@ -235,8 +253,7 @@ func pickFields(src []byte, fields []string, what string) ([]byte, error) {
 		}
 		out[f] = v
 	}
-	b, err := json.Marshal(out)
-	return b, err
+	return json.Marshal(out)
 }
 
 // canonicalObject names the row a key object selects: its fields sorted,

@@ -198,3 +198,26 @@ func TestDecodeConnectJSON(t *testing.T) {
 	assert.Equal(t, ClassDecode, bad[0].Class)
 	assert.Contains(t, bad[0].Reason, "payload")
 }
+
+// TestDecodeSchemalessKeyTypedValue: a json or string key with a typed
+// value (Connect's StringConverter or JsonConverter keys with Avro values)
+// names its row as the schemaless path does: "42" and 42 are one row.
+func TestDecodeSchemalessKeyTypedValue(t *testing.T) {
+	_, c, _, vid := avroRegistry(t, ModeUpsert, MappingColumns)
+	c.KeyFormat = FormatJSON
+	c.PrimaryKey = func() []string { return []string{"id"} }
+	val := frame(vid, encode(t, testValueSchema, map[string]any{"id": int64(42), "name": "n", "note": nil}))
+	rows, bad, err := c.Decode(t.Context(), []*kgo.Record{{Key: []byte(`"42"`), Value: val}, {Key: []byte(`42`), Value: val}})
+	require.NoError(t, err)
+	require.Empty(t, bad)
+	assert.Equal(t, rows[0].Key, rows[1].Key)
+	assert.JSONEq(t, `{"id":"42"}`, string(rows[0].KeyObject))
+
+	c.KeyFormat = FormatString
+	rows, bad, err = c.Decode(t.Context(), []*kgo.Record{{Key: []byte(`k-1`), Value: val}})
+	require.NoError(t, err)
+	require.Empty(t, bad)
+	assert.Equal(t, "k-1", rows[0].Key)
+	assert.JSONEq(t, `{"id":"k-1"}`, string(rows[0].KeyObject))
+	assert.Equal(t, "k-1", string(rows[0].KeyText))
+}

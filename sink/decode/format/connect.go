@@ -147,11 +147,13 @@ func (d *connectJSON) AppendJSON(dst, body []byte) ([]byte, *Shape, error) {
 	return out, c.shape, nil
 }
 
+// cjErrNotJSON is made once: splitEnvelope runs for every record.
+var cjErrNotJSON = Corrupt("Connect envelope is not JSON")
+
 // splitEnvelope finds the schema and payload values in body. It checks the
 // envelope's own syntax and every other value; the payload and the schema
 // are left to the caller, so that a cached schema is not checked again.
 func splitEnvelope(body []byte) (schema, payload []byte, err error) {
-	notJSON := Corrupt("Connect envelope is not JSON")
 	sc := cjScanner{b: body}
 	sc.ws()
 	if sc.peek() != '{' {
@@ -166,7 +168,7 @@ func splitEnvelope(body []byte) (schema, payload []byte, err error) {
 			keyStart := sc.i
 			key, esc, ok := sc.str()
 			if !ok || !json.Valid(body[keyStart:sc.i]) {
-				return nil, nil, notJSON
+				return nil, nil, cjErrNotJSON
 			}
 			name := string(key)
 			if esc {
@@ -174,13 +176,13 @@ func splitEnvelope(body []byte) (schema, payload []byte, err error) {
 			}
 			sc.ws()
 			if sc.peek() != ':' {
-				return nil, nil, notJSON
+				return nil, nil, cjErrNotJSON
 			}
 			sc.i++
 			sc.ws()
 			start := sc.i
 			if !sc.skip() {
-				return nil, nil, notJSON
+				return nil, nil, cjErrNotJSON
 			}
 			v := body[start:sc.i]
 			var slot *[]byte
@@ -193,10 +195,10 @@ func splitEnvelope(body []byte) (schema, payload []byte, err error) {
 			switch {
 			case slot == nil:
 				if !json.Valid(v) {
-					return nil, nil, notJSON
+					return nil, nil, cjErrNotJSON
 				}
 			case *slot != nil && !json.Valid(*slot):
-				return nil, nil, notJSON // the last one wins: check the one it hides
+				return nil, nil, cjErrNotJSON // the last one wins: check the one it hides
 			default:
 				*slot = v
 			}
@@ -207,7 +209,7 @@ func splitEnvelope(body []byte) (schema, payload []byte, err error) {
 				continue
 			}
 			if sc.peek() != '}' {
-				return nil, nil, notJSON
+				return nil, nil, cjErrNotJSON
 			}
 			sc.i++
 			break
@@ -215,7 +217,7 @@ func splitEnvelope(body []byte) (schema, payload []byte, err error) {
 	}
 	sc.ws()
 	if sc.i != len(body) {
-		return nil, nil, notJSON
+		return nil, nil, cjErrNotJSON
 	}
 	if payload == nil {
 		return nil, nil, Corrupt("Connect envelope has no payload")

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/bufbuild/protocompile"
 	"google.golang.org/protobuf/proto"
@@ -105,7 +106,43 @@ func protobufSearchResult(path, text string) (protocompile.SearchResult, error) 
 	// The compiler asks for a file by the path that imports it (the
 	// reference's name); the root's own name is not used by anyone.
 	fdp.Name = proto.String(path)
+	setPbJSONNames(fdp.GetMessageType())
 	return protocompile.SearchResult{Proto: fdp}, nil
+}
+
+// setPbJSONNames gives every field of msgs without a json_name its
+// default one, as protoc writes it. A descriptor built by hand (as
+// Python's confluent-kafka users do) leaves it out, and the compiler
+// takes a missing one for a custom "" that all fields then share. The
+// decoder writes .proto names, so this changes no output.
+func setPbJSONNames(msgs []*descriptorpb.DescriptorProto) {
+	for _, m := range msgs {
+		for _, f := range m.GetField() {
+			if f.JsonName == nil {
+				f.JsonName = proto.String(pbDefaultJSONName(f.GetName()))
+			}
+		}
+		setPbJSONNames(m.GetNestedType())
+	}
+}
+
+// pbDefaultJSONName is protoc's default JSON name of a field: its name
+// with each underscore dropped and the letter after it upper-cased.
+func pbDefaultJSONName(name string) string {
+	var b strings.Builder
+	upper := false
+	for _, r := range name {
+		switch {
+		case r == '_':
+			upper = true
+		case upper:
+			b.WriteRune(unicode.ToUpper(r))
+			upper = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // isProtobufDescriptor reports whether text is a serialized

@@ -1,10 +1,13 @@
 package format
 
 import (
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
@@ -591,4 +596,173 @@ func FuzzProtobuf(f *testing.F) {
 			t.Fatal("no Shape for a message")
 		}
 	})
+}
+
+// pbDescriptorText is fd as Confluent's Python serializer registers it: a
+// serialized FileDescriptorProto in standard base64. Its fields have no
+// json_name, as in a descriptor built by hand rather than by protoc.
+func pbDescriptorText(t testing.TB, fd protoreflect.FileDescriptor) string {
+	t.Helper()
+	fdp := protodesc.ToFileDescriptorProto(fd)
+	var clearJSON func([]*descriptorpb.DescriptorProto)
+	clearJSON = func(msgs []*descriptorpb.DescriptorProto) {
+		for _, m := range msgs {
+			for _, f := range m.GetField() {
+				f.JsonName = nil
+			}
+			clearJSON(m.GetNestedType())
+		}
+	}
+	clearJSON(fdp.GetMessageType())
+	raw, err := proto.Marshal(fdp)
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+func TestProtobufDescriptorText(t *testing.T) {
+	src := `syntax = "proto3";
+package sw.desc;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message Key { int64 id = 1; }
+message Row {
+  int64 id = 1;
+  google.protobuf.Timestamp at = 2;
+  google.protobuf.StringValue note = 3;
+  repeated string tag_list = 4;
+  string nOTE_2 = 5;
+}`
+	fromSource, err := CompileProtobuf(Schema{Text: src})
+	require.NoError(t, err)
+	text := pbDescriptorText(t, fromSource.(*protobufDecoder).file)
+	require.NotContains(t, text, "syntax", "the descriptor form is not source")
+	fromDesc, err := CompileProtobuf(Schema{Text: text})
+	require.NoError(t, err)
+
+	full := pbNew(t, fromSource.(*protobufDecoder), "Row")
+	pbSet(t, full, "id", int64(math.MaxInt64))
+	pbTimestampOf(t, pbSub(t, full, "at"), 1700000000, 5000)
+	pbSet(t, pbSub(t, full, "note"), "value", "n")
+	full.Mutable(pbFD(t, full, "tag_list")).List().Append(protoreflect.ValueOf("a"))
+	for name, m := range map[string]protoreflect.Message{
+		"unset": pbNew(t, fromSource.(*protobufDecoder), "Row"),
+		"full":  full,
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := pbBody(t, m, 1)
+			want, wantShape, err := fromSource.AppendJSON(nil, body)
+			require.NoError(t, err)
+			got, gotShape, err := fromDesc.AppendJSON(nil, body)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(got))
+			require.NotNil(t, gotShape)
+			assert.Equal(t, wantShape.Columns, gotShape.Columns)
+		})
+	}
+	out, _, err := fromDesc.AppendJSON(nil, pbBody(t, full, 1))
+	require.NoError(t, err)
+	assert.Equal(t, `{"id":9223372036854775807,"at":"2023-11-14T22:13:20.000005Z","note":"n","tag_list":["a"],"nOTE_2":""}`, string(out))
+}
+
+// Either form may import the other: the descriptor of pbTestSchema with
+// shop/money.proto as a descriptor too, whose own reference stays source.
+func TestProtobufDescriptorMixedReferences(t *testing.T) {
+	src := compilePbTest(t)
+	money := src.file.Imports().Get(3).FileDescriptor
+	require.Equal(t, "shop/money.proto", money.Path())
+	refs := map[string]Schema{"shop/money.proto": {
+		Text:       pbDescriptorText(t, money),
+		References: pbTestRefs["shop/money.proto"].References,
+	}}
+	m := pbNew(t, src, "All")
+	pbFillAll(t, m)
+	body := pbBody(t, m, 0)
+	want, _, err := src.AppendJSON(nil, body)
+	require.NoError(t, err)
+	for name, s := range map[string]Schema{
+		"descriptor root": {Text: pbDescriptorText(t, src.file), References: refs},
+		"source root":     {Text: pbTestSchema, References: refs},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, err := CompileProtobuf(s)
+			require.NoError(t, err)
+			got, shape, err := d.AppendJSON(nil, body)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(got))
+			assert.Equal(t, src.top[0].msg.shape.Columns, shape.Columns)
+		})
+	}
+}
+
+func TestProtobufBadDescriptorText(t *testing.T) {
+	b64 := func(b ...byte) string { return base64.StdEncoding.EncodeToString(b) }
+	unknownType := &descriptorpb.FileDescriptorProto{
+		Name:   proto.String("x.proto"),
+		Syntax: proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String("M"),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name:     proto.String("n"),
+				Number:   proto.Int32(1),
+				Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+				Type:     descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum(),
+				TypeName: proto.String(".Nope"),
+			}},
+		}},
+	}
+	raw, err := proto.Marshal(unknownType)
+	require.NoError(t, err)
+	missingDep := proto.Clone(unknownType).(*descriptorpb.FileDescriptorProto)
+	missingDep.Dependency = []string{"nowhere.proto"}
+	missingDep.MessageType[0].Field = nil
+	rawDep, err := proto.Marshal(missingDep)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		s    Schema
+	}{
+		{"base64, not a descriptor", Schema{Text: b64(0, 0, 0)}}, // field number 0
+		{"base64 of text", Schema{Text: b64([]byte("hello world")...)}},
+		{"descriptor without a message", Schema{Text: b64(0x0a, 0x01, 'x')}}, // name "x"
+		{"descriptor with an unknown type", Schema{Text: base64.StdEncoding.EncodeToString(raw)}},
+		{"descriptor with a missing import", Schema{Text: base64.StdEncoding.EncodeToString(rawDep)}},
+		{"reference not a descriptor", Schema{
+			Text:       `syntax = "proto3"; import "a.proto"; message M {}`,
+			References: map[string]Schema{"a.proto": {Text: b64(0xff, 0xff)}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CompileProtobuf(tc.s)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrSchema)
+		})
+	}
+}
+
+// testdata/protobuf_python_descriptor.b64 is the value schema that
+// testdata/producers/confluent_produce.py --format protobuf registers
+// (confluent-kafka's ProtobufSerializer), as Apicurio's ccompat API gives
+// it back: a base64 descriptor importing timestamp.proto and
+// wrappers.proto, with no references.
+func TestProtobufPythonDescriptor(t *testing.T) {
+	text, err := os.ReadFile("testdata/protobuf_python_descriptor.b64")
+	require.NoError(t, err)
+	d, err := CompileProtobuf(Schema{Text: string(text)})
+	require.NoError(t, err)
+	// Record 1 of that run, after the magic byte and schema id: indexes
+	// [1] (Payment), then the message.
+	body, err := hex.DecodeString("020208011206757365722d311a04312e303122060881f2d6ca062a0a323032362d30312d3032320274313201783a040a026e31")
+	require.NoError(t, err)
+	out, shape, err := d.AppendJSON(nil, body)
+	require.NoError(t, err)
+	assert.Equal(t, `{"id":1,"name":"user-1","amount":"1.01","created":"2026-01-01T00:00:01Z",`+
+		`"day":"2026-01-02","tags":["t1","x"],"note":"n1"}`, string(out))
+	require.NotNil(t, shape)
+	assert.Equal(t, []Column{
+		{"id", "bigint", false}, {"name", "text", false}, {"amount", "text", false},
+		{"created", "timestamptz", true}, {"day", "text", false}, {"tags", "text[]", false},
+		{"note", "text", true},
+	}, shape.Columns)
 }
