@@ -89,6 +89,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (w *Worker, err erro
 	if err := w.openDB(ctx); err != nil {
 		return nil, err
 	}
+	if err := w.probeRegistry(ctx); err != nil {
+		return nil, err
+	}
 	opts, err := w.kafkaOpts()
 	if err == nil {
 		w.cl, err = kgo.NewClient(opts...)
@@ -133,6 +136,26 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 		w.metrics.OutOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first
 	}
 	return w, nil
+}
+
+// probeRegistry asks the schema registry, if one is set, for its
+// subjects: refused credentials stop start-up as a bad setting; a registry
+// that does not answer is logged, since schemas are fetched (and retried)
+// only when records need them.
+func (w *Worker) probeRegistry(ctx context.Context) error {
+	if w.registry == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := w.registry.Probe(ctx)
+	switch {
+	case errors.Is(err, decode.ErrRegistryRefused):
+		return fmt.Errorf("%w:\nSCHEMA_REGISTRY_USERNAME, SCHEMA_REGISTRY_PASSWORD: %w", ErrConfig, err)
+	case err != nil:
+		w.log.Warn("schema registry not reachable yet; records wait for their schemas", "err", err)
+	}
+	return nil
 }
 
 // stopHTTP stops the HTTP server and waits for it; a no-op without one.

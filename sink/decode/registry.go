@@ -95,6 +95,9 @@ type RegistryError struct {
 }
 
 func (e *RegistryError) Error() string {
+	if e.ID == 0 {
+		return fmt.Sprintf("schema registry: %v", e.Err)
+	}
 	return fmt.Sprintf("schema registry: schema id %d: %v", e.ID, e.Err)
 }
 
@@ -192,6 +195,25 @@ func (r *Registry) references(ctx context.Context, id int, refs []sr.SchemaRefer
 		out[ref.Name] = format.Schema{Text: s.Schema.Schema, References: sub}
 	}
 	return out, nil
+}
+
+// ErrRegistryRefused marks a registry that refused the credentials
+// (HTTP 401 or 403): a bad setting, not an outage.
+var ErrRegistryRefused = errors.New("the schema registry refused the credentials")
+
+// Probe asks the registry for its subjects, to find a bad URL or bad
+// credentials at start-up: ErrRegistryRefused for HTTP 401 and 403, a
+// *RegistryError when it does not answer (it may come up later).
+func (r *Registry) Probe(ctx context.Context) error {
+	_, err := r.client.Subjects(ctx)
+	var re *sr.ResponseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("%w (HTTP %d)", ErrRegistryRefused, re.StatusCode)
+	}
+	return &RegistryError{Err: err}
 }
 
 // fetchError sorts a failed request: a schema or reference the registry

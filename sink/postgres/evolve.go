@@ -46,6 +46,9 @@ func (t *Columns) Ensure(ctx context.Context, db Beginner, rows []decode.Row) (a
 		return nil, nil
 	}
 	if absent && len(fresh) == 0 {
+		if len(rows) == 0 { // every record of the batch was rejected: nothing to write yet
+			return nil, nil
+		}
 		return nil, fmt.Errorf("%w: table %s does not exist and no record of this batch carries a value schema to create it from",
 			ErrNoTable, t.id.Sanitize())
 	}
