@@ -4,8 +4,9 @@
 // BATCH_MAX_RECORDS, with end-to-end latency at half the measured rate),
 // the naive consumer (bench/naive), Kafka Connect with the Debezium JDBC
 // sink (defaults and tuned), the memory check, the drain of one worker
-// against the ceiling with start-up left out, and the rebalance pause
-// (classic vs consumer group protocol), and writes
+// against the ceiling with start-up left out, the rebalance pause
+// (classic vs consumer group protocol) and the same records as JSON and
+// as Avro into a typed table (formats), and writes
 // bench/results/<date>-<name>.md, .csv and .png.
 //
 //	scripts/services up && eval "$(scripts/services env)"
@@ -58,6 +59,7 @@ type options struct {
 	insert        bool         // -env SINK_MODE=insert: tables, ceilings and checks in insert mode
 	drainParts    int
 	reb           rebalanceOptions
+	formats       formatsOptions
 }
 
 type bench struct {
@@ -109,10 +111,11 @@ func run() int {
 	fs.BoolVar(&mem10m, "memory-10m", false, "add 10,000,000 records to the memory scenario (minutes)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one measurement after this long")
 	fs.IntVar(&o.retries, "retries", 3, "attempts per measurement (a failed or disturbed one is measured again)")
-	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance", "scenarios to run (comma-separated)")
+	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance,formats", "scenarios to run (comma-separated)")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for every worker (repeatable), e.g. -env SINK_MODE=insert; not the settings the harness sets per run")
 	fs.IntVar(&o.drainParts, "drain-partitions", 8, "partitions of the drain scenario's topic")
 	o.reb.flags(fs)
+	o.formats.flags(fs)
 	fs.BoolVar(&o.keep, "keep", false, "keep topics, tables, groups")
 	fs.StringVar(&o.name, "name", "suite", "result file name: bench/results/<date>-<name>.md")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; -smoke: a temp dir)")
@@ -155,6 +158,9 @@ func run() int {
 	if err := o.reb.validate(); err != nil {
 		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	if err := o.formats.validate(); err != nil {
+		bad = append(bad, err.Error())
+	}
 	if o.drainParts < 1 {
 		bad = append(bad, "-drain-partitions must be at least 1")
 	}
@@ -193,6 +199,7 @@ func run() int {
 			o.drainParts = slices.Max(o.partitions)
 		}
 		o.reb.smoke(set)
+		o.formats.smoke(set, slices.Max(o.partitions))
 	}
 	if o.keys == 0 {
 		o.keys = max(1, o.records/5)

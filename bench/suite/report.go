@@ -39,6 +39,7 @@ type report struct {
 	memory    []pointResult
 	drain     *drainResult
 	rebalance *rebalanceResult
+	formats   *formatsResult
 	phases    []string
 	noise     []string
 	failures  []string
@@ -150,6 +151,11 @@ func (r *report) markdown(base string) string {
 	}
 	if o.scenarios["rebalance"] && r.rebalance != nil {
 		r.rebalance.markdown(w)
+	}
+	if o.scenarios["formats"] && r.formats != nil {
+		w("### 8. Formats: the same records as JSON and as Avro into a typed table")
+		w("")
+		r.formats.markdown(w)
 	}
 	r.tail(w)
 	return b.String()
@@ -300,6 +306,9 @@ func (r *report) summary() []string {
 		ceil := rate(int64(d.records), d.ceiling)
 		out = append(out, fmt.Sprintf("**drain / ceiling** at %d partitions: **%.2f**, after start-up **%.2f** (%.0f and %.0f / %.0f records/s)",
 			d.parts, d.rate()/ceil, d.steadyRate()/ceil, d.rate(), d.steadyRate(), ceil))
+	}
+	if r.formats != nil {
+		out = append(out, r.formats.summary())
 	}
 	// sink / ceiling, for every partition count, the default settings.
 	for _, P := range r.o.partitions {

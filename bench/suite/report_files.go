@@ -39,6 +39,9 @@ func (r *report) csv() [][]string {
 			[]string{"drain-ceiling", i(d.parts), "", i(d.parts), "5000", "write statement, " + i(d.rows) + " rows", i(d.records), f(d.ceiling.Seconds()), f(rate(n, d.ceiling)), i(d.parts), "", "", "", "", "", i(d.attempts)},
 			[]string{"drain-ceiling-tx", i(d.parts), "", i(d.parts), "5000", "writer's transaction, " + i(d.rows) + " rows", i(d.records), f(d.writerTx.Seconds()), f(rate(n, d.writerTx)), i(d.parts), "", "", "", "", "", i(d.attempts)})
 	}
+	if r.formats != nil {
+		rows = append(rows, r.formats.csv()...)
+	}
 	for _, m := range r.memory {
 		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), i(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
 	}

@@ -237,6 +237,17 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 		}
 		b.rep.timing("rebalance", time.Since(phase))
 	}
+
+	// 8. Formats: the same records as JSON and as Avro into a typed table.
+	if o.scenarios["formats"] {
+		phase = time.Now()
+		res, err := b.formats(ctx, topics)
+		b.rep.formats = res
+		if err != nil {
+			b.rep.failed("formats", err)
+		}
+		b.rep.timing("formats", time.Since(phase))
+	}
 }
 
 // debezium produces src's records in Kafka Connect's envelope to a topic of

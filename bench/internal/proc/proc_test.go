@@ -10,7 +10,7 @@ import (
 )
 
 func TestWorkerEnv(t *testing.T) {
-	base := []string{"HOME=/h", "KAFKA_BROKERS=elsewhere:9092", "POOL_MAX_CONNS=3", "DATABASE_URL=x", "PATH=/bin"}
+	base := []string{"HOME=/h", "KAFKA_BROKERS=elsewhere:9092", "POOL_MAX_CONNS=3", "DATABASE_URL=x", "SCHEMA_REGISTRY_URL=http://r", "PATH=/bin"}
 	env := WorkerEnv(base, []string{"a:1", "b:2"}, "postgres://db", "t", "g", "tbl", "LOG_LEVEL=debug")
 	assert.Equal(t, []string{"HOME=/h", "PATH=/bin",
 		"KAFKA_BROKERS=a:1,b:2", "DATABASE_URL=postgres://db", "KAFKA_TOPICS=t", "KAFKA_GROUP=g",

@@ -31,7 +31,7 @@ func WorkerEnv(base, brokers []string, dsn, topic, group, table string, extra ..
 
 // workerSetting reports whether k is one of the worker's settings.
 func workerSetting(k string) bool {
-	for _, p := range []string{"KAFKA_", "SINK_", "BATCH_", "POOL_", "LOG_"} {
+	for _, p := range []string{"KAFKA_", "SINK_", "BATCH_", "POOL_", "LOG_", "SCHEMA_REGISTRY_"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}
