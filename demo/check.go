@@ -24,6 +24,13 @@ type Result struct {
 	// Topic, Table and Group the run used (left in place on a real broker
 	// or database).
 	Topic, Table, Group string
+	// Format is Options.Format. For avro and protobuf, Columns is the
+	// table the workers created from the value schema, in column order,
+	// and SampleRows a few of its rows as JSON (the Kafka coordinates left
+	// out).
+	Format     string
+	Columns    []TableColumn
+	SampleRows []string
 
 	Events   int   // good events produced (creates, changes, deletes)
 	Creates  int   // user-created events
@@ -47,6 +54,13 @@ type Result struct {
 	Elapsed     time.Duration // the whole run, start-up included
 }
 
+// TableColumn is one column of the table, as PostgreSQL has it.
+type TableColumn struct {
+	Name     string
+	Type     string // format_type: "bigint", "numeric(10,2)", "text[]", "timestamp with time zone", ...
+	Nullable bool
+}
+
 // DeadLetter is one record of the dead-letter topic.
 type DeadLetter struct {
 	Partition int32  // source partition (header __connect.errors.partition)
@@ -65,8 +79,14 @@ func (r *run) check(ctx context.Context) error {
 	if res.Sunk != res.Records {
 		r.problem("sum(next_offset) is %s, but %s records were produced", count(res.Sunk), count(res.Records))
 	}
+	res.Format = r.opts.Format
 	if err := r.checkTable(ctx); err != nil {
 		return err
+	}
+	if res.Format != FormatJSON {
+		if err := r.describeTable(ctx); err != nil {
+			return err
+		}
 	}
 	if err := r.checkDLQ(ctx); err != nil {
 		return err
@@ -82,8 +102,15 @@ func (r *run) problem(format string, args ...any) {
 	r.res.Problems = append(r.res.Problems, fmt.Sprintf(format, args...))
 }
 
+// metaColumns are the Kafka coordinates of a typed table's rows, left out
+// of the comparison with the model.
+const metaColumns = ` - 'kafka_topic' - 'kafka_partition' - 'kafka_offset' - 'kafka_timestamp'`
+
 // checkTable loads the model into a temporary table and lets PostgreSQL
-// compare every key's value as jsonb (so key order and spacing don't count).
+// compare every key's value as jsonb (so key order and spacing don't
+// count). A typed table's row is compared whole as jsonb, and the model's
+// row goes through the table's own row type first, so it is compared as
+// the typed values it stands for (12.5 and 12.50 are one numeric).
 func (r *run) checkTable(ctx context.Context) error {
 	keys := make([]string, 0, len(r.prod.story.model))
 	values := make([]string, 0, len(keys))
@@ -95,15 +122,20 @@ func (r *run) checkTable(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE demo_model (key text PRIMARY KEY, value jsonb NOT NULL) ON COMMIT DROP`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO demo_model SELECT k, v::jsonb FROM unnest($1::text[], $2::text[]) AS t(k, v)`, keys, values); err != nil {
+		model, key, value := "v::jsonb", "u.key", "u.value"
+		if r.opts.Format != FormatJSON {
+			model = "to_jsonb(jsonb_populate_record(NULL::" + table + ", v::jsonb))" + metaColumns
+			key, value = "u.id::text", "(to_jsonb(u)"+metaColumns+")"
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO demo_model SELECT k, `+model+` FROM unnest($1::text[], $2::text[]) AS t(k, v)`, keys, values); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&r.res.Rows); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT coalesce(m.key, u.key), m.key IS NULL, u.key IS NULL
-			FROM demo_model m FULL JOIN `+table+` u ON u.key = m.key
-			WHERE m.value IS DISTINCT FROM u.value ORDER BY 1`)
+		rows, err := tx.Query(ctx, `SELECT coalesce(m.key, `+key+`), m.key IS NULL, `+key+` IS NULL
+			FROM demo_model m FULL JOIN `+table+` u ON `+key+` = m.key
+			WHERE m.value IS DISTINCT FROM `+value+` ORDER BY 1`)
 		if err != nil {
 			return err
 		}
@@ -132,6 +164,33 @@ func (r *run) checkTable(ctx context.Context) error {
 	}
 	if r.res.Mismatch > 5 {
 		r.problem("... %d keys differ in all", r.res.Mismatch)
+	}
+	return nil
+}
+
+// describeTable reads the columns of the table the workers created, with
+// their types as PostgreSQL names them, and a few rows.
+func (r *run) describeTable(ctx context.Context) error {
+	table := pgx.Identifier{r.names.table}.Sanitize()
+	rows, err := r.pool.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull
+		FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, table)
+	if err != nil {
+		return fmt.Errorf("columns of %s: %w", table, err)
+	}
+	r.res.Columns, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (TableColumn, error) {
+		var c TableColumn
+		return c, row.Scan(&c.Name, &c.Type, &c.Nullable)
+	})
+	if err != nil {
+		return fmt.Errorf("columns of %s: %w", table, err)
+	}
+	rows, err = r.pool.Query(ctx, `SELECT (to_jsonb(u)`+metaColumns+`)::text FROM `+table+` u ORDER BY u.id LIMIT 3`)
+	if err != nil {
+		return fmt.Errorf("rows of %s: %w", table, err)
+	}
+	r.res.SampleRows, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("rows of %s: %w", table, err)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@
 // id, some deletes, a few deliberately bad records), and a fleet of real
 // sinkworker processes, one of which is killed and restarted mid-run. It
 // shows live progress and ends with a check of the table against a model of
-// what was produced.
+// what was produced. With Options.Format avro or protobuf the records are
+// in Confluent's wire format, their schemas in an in-process registry
+// (srfake), and the workers create a typed table from the value schema.
 //
 // Use: opts := demo.DefaultOptions(); opts.Out = os.Stdout; res, err :=
 // demo.Run(ctx, opts); res.Passed tells whether the final check passed.
@@ -30,7 +32,7 @@ const (
 )
 
 // Options configures a run. Start from DefaultOptions; Run fills in a zero
-// Postgres, Seed, StallTimeout, WorkerBinary and Out with the defaults given
+// Format, Postgres, Seed, StallTimeout, WorkerBinary and Out with the defaults given
 // on each field, and rejects values out of bounds, naming each.
 type Options struct {
 	// Events is how many good events to produce (DefaultOptions: 200,000);
@@ -43,12 +45,20 @@ type Options struct {
 	// Partitions of the topic, 1-64 (DefaultOptions: 6).
 	Partitions int
 	// Bad is how many deliberately bad records to mix in (invalid JSON, a
-	// NUL byte, ...); they must all end up in the dead-letter topic.
+	// NUL byte, ...; for avro and protobuf a wrong magic byte, an unknown
+	// schema id, a truncated body, ...); they must all end up in the
+	// dead-letter topic.
 	// DefaultOptions has 5.
 	Bad int
 	// DeletePercent is the share of events that delete their user (a
 	// tombstone), in percent, 0-50. DefaultOptions has 2.
 	DeletePercent float64
+	// Format is how the records are written and read: FormatJSON
+	// (default; the values into a jsonb column), FormatAvro or
+	// FormatProtobuf (Confluent's wire format with the schemas in an
+	// in-process registry, srfake; the workers create a typed table from
+	// the value schema).
+	Format string
 	// NoKill skips killing and restarting a worker in the middle.
 	NoKill bool
 	// WorkerBinary is the sinkworker executable the workers run (`run`
@@ -84,11 +94,14 @@ type Options struct {
 // discarded.
 func DefaultOptions() Options {
 	return Options{Events: 200_000, Workers: 3, Partitions: 6, Bad: 5, DeletePercent: 2,
-		Postgres: PostgresAuto, Seed: 1, StallTimeout: time.Minute}
+		Format: FormatJSON, Postgres: PostgresAuto, Seed: 1, StallTimeout: time.Minute}
 }
 
 // fill applies the defaults and checks the bounds, naming every bad field.
 func (o *Options) fill() error {
+	if o.Format == "" {
+		o.Format = FormatJSON
+	}
 	if o.Postgres == "" {
 		o.Postgres = PostgresAuto
 	}
@@ -127,6 +140,9 @@ func (o *Options) fill() error {
 	}
 	if o.DeletePercent < 0 || o.DeletePercent > 50 {
 		bad("-deletes: must be 0-50 percent, got %g", o.DeletePercent)
+	}
+	if o.Format != FormatJSON && o.Format != FormatAvro && o.Format != FormatProtobuf {
+		bad("-format: must be json, avro or protobuf, got %q", o.Format)
 	}
 	if o.Postgres != PostgresAuto && o.Postgres != PostgresInstalled && o.Postgres != PostgresEmbedded {
 		bad("-postgres: must be auto, installed or embedded, got %q", o.Postgres)

@@ -119,8 +119,8 @@ func TestOptionsValidation(t *testing.T) {
 		{name: "zero sizes are errors", edit: func(o *Options) { *o = Options{WorkerBinary: "x"} },
 			wants: []string{"-events", "-workers", "-partitions"}},
 		{name: "all bad at once", edit: func(o *Options) {
-			o.Events, o.Rate, o.Workers, o.Partitions, o.DeletePercent, o.Postgres = -1, -1, 33, 65, 51, "docker"
-		}, wants: []string{"-events", "-rate", "-workers", "-partitions", "-deletes", "-postgres"}},
+			o.Events, o.Rate, o.Workers, o.Partitions, o.DeletePercent, o.Postgres, o.Format = -1, -1, 33, 65, 51, "docker", "xml"
+		}, wants: []string{"-events", "-rate", "-workers", "-partitions", "-deletes", "-postgres", "-format"}},
 		{name: "more bad than events", edit: func(o *Options) { o.Events, o.Bad = 3, 4 }, wants: []string{"-bad"}},
 	}
 	for _, tc := range tests {
@@ -144,22 +144,24 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestStoryModel(t *testing.T) {
-	s := newStory(20_000, 5, 7)
+	s := newStory(20_000, 5, 7, jsonCodec{})
 	last := map[string][]byte{}
 	for range 20_000 {
-		k, v := s.next()
-		if v == nil {
-			delete(last, k)
+		rec, err := s.next()
+		require.NoError(t, err)
+		if rec.value == nil {
+			delete(last, string(rec.key))
 			continue
 		}
-		require.True(t, json.Valid(v), "%s", v)
-		last[k] = v
+		require.True(t, json.Valid(rec.value), "%s", rec.value)
+		last[string(rec.key)] = rec.value
 	}
 	assert.Equal(t, last, s.model, "the model is the last value per key, deleted keys absent")
 	assert.Equal(t, 20_000, s.creates+s.changes+s.deletes)
 	assert.InDelta(t, 5.0, 100*float64(s.deletes)/20_000, 2, "about 5%% deletes")
-	for i := range len(badKinds) {
-		kind, _, v := s.bad(i)
+	for i := range len(jsonBadKinds) {
+		kind, _, v, err := s.bad(i)
+		require.NoError(t, err)
 		assert.NotEmpty(t, kind)
 		assert.NotEmpty(t, v)
 	}

@@ -17,7 +17,7 @@ const sampleEvery = 250 * time.Millisecond
 // produced is sunk and the group is whole again (or nothing moved for
 // StallTimeout), after a clean shutdown of the fleet.
 func (r *run) sink(ctx context.Context) error {
-	prod, err := newProducer(r.brokers, r.names.topic, r.opts)
+	prod, err := newProducer(r.brokers, r.names.topic, r.opts, r.codec)
 	if err != nil {
 		return err
 	}

@@ -38,14 +38,14 @@ type producer struct {
 	started  time.Time     // set before run starts sending
 }
 
-func newProducer(brokers []string, topic string, o Options) (*producer, error) {
+func newProducer(brokers []string, topic string, o Options, c codec) (*producer, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(20_000),
 		kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	return &producer{cl: cl, story: newStory(o.Events, o.DeletePercent, o.Seed), events: o.Events,
+	return &producer{cl: cl, story: newStory(o.Events, o.DeletePercent, o.Seed, c), events: o.Events,
 		nbad: o.Bad, rate: o.Rate, total: int64(o.Events + o.Bad)}, nil
 }
 
@@ -59,7 +59,9 @@ func (p *producer) run(ctx context.Context) error {
 	for i := range p.events {
 		// Bad record j goes after event (j+1)*events/(bad+1).
 		for len(p.bad) < p.nbad && i == (len(p.bad)+1)*p.events/(p.nbad+1) {
-			p.sendBad(ctx)
+			if err := p.sendBad(ctx); err != nil {
+				return err
+			}
 		}
 		if p.rate > 0 && i%chunk == 0 {
 			due := start.Add(time.Duration(float64(i) / float64(p.rate) * float64(time.Second)))
@@ -71,11 +73,16 @@ func (p *producer) run(ctx context.Context) error {
 				}
 			}
 		}
-		key, value := p.story.next()
-		p.cl.Produce(ctx, &kgo.Record{Key: []byte(key), Value: value}, p.ack)
+		rec, err := p.story.next()
+		if err != nil {
+			return err
+		}
+		p.cl.Produce(ctx, &kgo.Record{Key: rec.key, Value: rec.value}, p.ack)
 	}
 	for len(p.bad) < p.nbad {
-		p.sendBad(ctx)
+		if err := p.sendBad(ctx); err != nil {
+			return err
+		}
 	}
 	if err := p.cl.Flush(ctx); err != nil {
 		return err
@@ -89,8 +96,11 @@ func (p *producer) run(ctx context.Context) error {
 	return nil
 }
 
-func (p *producer) sendBad(ctx context.Context) {
-	kind, key, value := p.story.bad(len(p.bad))
+func (p *producer) sendBad(ctx context.Context) error {
+	kind, key, value, err := p.story.bad(len(p.bad))
+	if err != nil {
+		return err
+	}
 	b := &sentBad{kind: kind, key: key, value: value, offset: -1}
 	p.bad = append(p.bad, b)
 	p.cl.Produce(ctx, &kgo.Record{Key: key, Value: value}, func(r *kgo.Record, err error) {
@@ -99,6 +109,7 @@ func (p *producer) sendBad(ctx context.Context) {
 		b.partition, b.offset = r.Partition, r.Offset
 		p.mu.Unlock()
 	})
+	return nil
 }
 
 func (p *producer) ack(_ *kgo.Record, err error) {

@@ -42,18 +42,20 @@ type run struct {
 	names names
 	res   Result
 
-	tmp      string // worker logs; removed at the end
-	brokers  []string
-	dbURL    string
-	pool     *pgxpool.Pool // the demo's own connections, application_name sinkworker-demo
-	kcl      *kgo.Client
-	adm      *kadm.Client
-	fleet    *fleet
-	prod     *producer
-	progress *progress
-	last     sample   // the latest sample while sinking
-	final    sample   // taken after the fleet stopped
-	cleanups []func() // run last-in first-out by tearDown
+	tmp         string // worker logs; removed at the end
+	brokers     []string
+	dbURL       string
+	pool        *pgxpool.Pool // the demo's own connections, application_name sinkworker-demo
+	kcl         *kgo.Client
+	adm         *kadm.Client
+	codec       codec  // writes the records in Options.Format
+	registryURL string // srfake's, for a typed format
+	fleet       *fleet
+	prod        *producer
+	progress    *progress
+	last        sample   // the latest sample while sinking
+	final       sample   // taken after the fleet stopped
+	cleanups    []func() // run last-in first-out by tearDown
 }
 
 // setUp starts or connects to the broker and the database, creates the
@@ -64,8 +66,8 @@ func (r *run) setUp(ctx context.Context) error {
 	r.res.Partitions = r.opts.Partitions
 	r.res.Topic, r.res.Table, r.res.Group = r.names.topic, r.names.table, r.names.group
 	o := r.opts
-	r.say("sinkworker demo: %s user events (%d bad, ~%g%% deletes) -> topic %s, %d partitions -> %d workers -> table %s",
-		count(o.Events), o.Bad, o.DeletePercent, r.names.topic, o.Partitions, o.Workers, r.names.table)
+	r.say("sinkworker demo: %s user events as %s (%d bad, ~%g%% deletes) -> topic %s, %d partitions -> %d workers -> table %s",
+		count(o.Events), o.Format, o.Bad, o.DeletePercent, r.names.topic, o.Partitions, o.Workers, r.names.table)
 	tmp, err := os.MkdirTemp("", "sinkworker-demo-")
 	if err != nil {
 		return err
@@ -73,6 +75,9 @@ func (r *run) setUp(ctx context.Context) error {
 	r.tmp = tmp
 	r.defer_(func() { os.RemoveAll(tmp) })
 	if err := r.setUpBroker(ctx); err != nil {
+		return err
+	}
+	if err := r.setUpCodec(ctx); err != nil {
 		return err
 	}
 	if err := r.setUpDatabase(ctx); err != nil {
@@ -169,6 +174,15 @@ func (r *run) workerEnv() []string {
 		env = append(env, "KAFKA_SASL_MECHANISM=", "KAFKA_TLS_ENABLED=false",
 			"KAFKA_TLS_CA_FILE=", "KAFKA_TLS_CERT_FILE=", "KAFKA_TLS_KEY_FILE=")
 	}
+	// The registry is srfake or none: an exported SCHEMA_REGISTRY_* must
+	// not reach the workers.
+	env = append(env, "SCHEMA_REGISTRY_URL="+r.registryURL, "SCHEMA_REGISTRY_USERNAME=",
+		"SCHEMA_REGISTRY_PASSWORD=", "SCHEMA_REGISTRY_TLS_CA_FILE=", "SINK_SCHEMA_EVOLUTION=none", "SINK_PRIMARY_KEY=")
+	if r.opts.Format == FormatJSON {
+		env = append(env, "SINK_MAPPING=jsonb", "SINK_KEY_FORMAT=json", "SINK_VALUE_FORMAT=json")
+	} else { // no table yet: the workers create it from the value schema
+		env = append(env, "SINK_MAPPING=columns", "SINK_KEY_FORMAT="+r.opts.Format, "SINK_VALUE_FORMAT="+r.opts.Format)
+	}
 	return append(env,
 		"KAFKA_BROKERS="+strings.Join(r.brokers, ","),
 		"KAFKA_TOPICS="+n.topic,
@@ -178,7 +192,6 @@ func (r *run) workerEnv() []string {
 		"DATABASE_URL="+r.dbURL,
 		"SINK_TABLE_MAP="+n.topic+"="+n.table,
 		"SINK_MODE=upsert",
-		"SINK_MAPPING=jsonb",
 		"SINK_DELETE_ON_TOMBSTONE=true",
 		"ERROR_POLICY=dlq",
 		"DLQ_TOPIC=",

@@ -11,90 +11,107 @@ import (
 // (user-created), earns and spends points (points-changed), and now and
 // then deletes the account (a tombstone); a deleted user may sign up again.
 // Keys are user ids, so one user's events stay in order on one partition.
-// It also keeps the model: what the table must hold once everything is sunk.
+// Its codec writes them in the run's format. It also keeps the model: what
+// the table must hold once everything is sunk.
 type story struct {
 	rng       *rand.Rand
+	codec     codec
 	users     []account
 	deletePct float64
-	model     map[string][]byte // user id -> last value; deleted users absent
+	model     map[string][]byte // the row's key as text -> the row as JSON; deleted users absent
 	creates   int
 	changes   int
 	deletes   int
 }
 
 type account struct {
-	exists bool
-	points int
+	exists   bool
+	points   int
+	signedUp time.Time
 }
+
+// event is one event of the story with the user's state after it.
+type event struct {
+	id       int
+	kind     string // eventCreated or eventChanged; "" for a delete
+	name     string
+	points   int // the balance after the event
+	delta    int // the change of a points-changed event
+	signedUp time.Time
+	at       time.Time // when it happened, UTC, to the millisecond
+}
+
+const (
+	eventCreated = "user-created"
+	eventChanged = "points-changed"
+)
+
+// key is the user id as the json format's record key.
+func (e *event) key() string { return "u-" + strconv.Itoa(e.id) }
 
 var firstNames = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Leslie"}
 
 // newStory sizes the user base at one user per 20 events (at least 10), so
 // most users get several events.
-func newStory(events int, deletePct float64, seed uint64) *story {
+func newStory(events int, deletePct float64, seed uint64, c codec) *story {
 	return &story{
 		rng:       rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		codec:     c,
 		users:     make([]account, max(10, events/20)),
 		deletePct: deletePct,
 		model:     map[string][]byte{},
 	}
 }
 
-// next is the next event: its key and value (nil for a delete).
-func (s *story) next() (key string, value []byte) {
+// next is the next event as a record (its value nil for a delete).
+func (s *story) next() (record, error) {
 	id := s.rng.IntN(len(s.users))
 	u := &s.users[id]
-	key = "u-" + strconv.Itoa(id)
-	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ev := event{id: id, at: now}
 	switch {
 	case !u.exists:
-		*u = account{exists: true}
+		*u = account{exists: true, signedUp: now.Truncate(24 * time.Hour)}
 		s.creates++
-		value = fmt.Appendf(nil, `{"type":"user-created","user_id":%q,"name":"%s %d","email":"%s@example.com","points":0,"ts":%q}`,
-			key, firstNames[id%len(firstNames)], id, key, ts)
+		ev.kind = eventCreated
 	case s.rng.Float64()*100 < s.deletePct:
 		*u = account{}
 		s.deletes++
-		delete(s.model, key)
-		return key, nil
 	default:
-		delta := s.rng.IntN(120) - 20
-		u.points += delta
+		ev.delta = s.rng.IntN(120) - 20
+		u.points += ev.delta
 		s.changes++
-		value = fmt.Appendf(nil, `{"type":"points-changed","user_id":%q,"points":%d,"delta":%d,"ts":%q}`,
-			key, u.points, delta, ts)
+		ev.kind = eventChanged
 	}
-	s.model[key] = value
-	return key, value
+	if ev.kind != "" {
+		ev.name, ev.points, ev.signedUp = fmt.Sprintf("%s %d", firstNames[id%len(firstNames)], id), u.points, u.signedUp
+	}
+	rec, err := s.codec.encode(&ev)
+	if err != nil {
+		return record{}, fmt.Errorf("encode event of user %d: %w", id, err)
+	}
+	if rec.value == nil {
+		delete(s.model, rec.modelKey)
+	} else {
+		s.model[rec.modelKey] = rec.row
+	}
+	return rec, nil
 }
 
-// badKinds are the deliberately bad records, mixed in in this order (then
-// again from the start). Each must end up in the dead-letter topic and
-// leave the table untouched.
-var badKinds = []struct {
-	name string
-	make func(key string) (k, v []byte)
-}{
-	{"invalid JSON (truncated)", func(key string) ([]byte, []byte) {
-		return []byte(key), fmt.Appendf(nil, `{"type":"points-changed","user_id":%q,"points":`, key)
-	}},
-	{`"\u0000" in a string (jsonb refuses it)`, func(key string) ([]byte, []byte) {
-		return []byte(key), fmt.Appendf(nil, `{"type":"user-created","user_id":%q,"name":"Mallory\u0000","points":0}`, key)
-	}},
-	{"a raw NUL byte", func(key string) ([]byte, []byte) {
-		return []byte(key), fmt.Appendf(nil, "{\"type\":\"points-changed\",\"user_id\":%q,\"note\":\"a\x00b\"}", key)
-	}},
-	{"invalid UTF-8", func(key string) ([]byte, []byte) {
-		return []byte(key), fmt.Appendf(nil, "{\"type\":\"user-created\",\"user_id\":%q,\"name\":\"\xff\xfe\"}", key)
-	}},
-	{"no key (upsert needs one)", func(key string) ([]byte, []byte) {
-		return nil, fmt.Appendf(nil, `{"type":"points-changed","user_id":%q,"points":1}`, key)
-	}},
-}
-
-// bad is bad record number i (0-based), for a random existing or former user.
-func (s *story) bad(i int) (kind string, key, value []byte) {
-	k := badKinds[i%len(badKinds)]
-	key, value = k.make("u-" + strconv.Itoa(s.rng.IntN(len(s.users))))
-	return k.name, key, value
+// bad is bad record number i (0-based) of the codec's kinds, made from a
+// points-changed event of a random existing or former user that the story
+// does not apply.
+func (s *story) bad(i int) (kind string, key, value []byte, err error) {
+	kinds := s.codec.badKinds()
+	k := kinds[i%len(kinds)]
+	id := s.rng.IntN(len(s.users))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ev := event{id: id, kind: eventChanged, name: fmt.Sprintf("%s %d", firstNames[id%len(firstNames)], id),
+		points: 1, delta: 1, signedUp: now.Truncate(24 * time.Hour), at: now}
+	rec, err := s.codec.encode(&ev)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("encode bad record %d: %w", i, err)
+	}
+	key, value = k.make(rec)
+	return k.name, key, value, nil
 }

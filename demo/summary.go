@@ -31,6 +31,20 @@ func (r *run) printSummary() {
 	}
 	p("  table %-7s %s rows %s model %s rows; %d keys differ (every value compared as jsonb)",
 		n.table, count(res.Rows), eq, count(res.Model), res.Mismatch)
+	if len(res.Columns) > 0 {
+		p("                created by the workers from the %s value schema (registry: srfake), primary key from the key schema:", res.Format)
+		for _, c := range res.Columns {
+			null := ""
+			if !c.Nullable {
+				null = " not null"
+			}
+			p("                  %-16s %s%s", c.Name, c.Type, null)
+		}
+		p("                a few rows (as jsonb, Kafka coordinates left out):")
+		for _, row := range res.SampleRows {
+			p("                  %s", row)
+		}
+	}
 	p("  dead-lettered %d records to %s, %d bad records produced:", len(res.DeadLetters), n.dlq, res.Bad)
 	for _, d := range res.DeadLetters {
 		kind := d.Kind
@@ -71,6 +85,10 @@ func (r *run) realCommand() string {
 	if r.opts.DatabaseURL != "" {
 		db = `"$DATABASE_URL"`
 	}
-	return fmt.Sprintf("KAFKA_BROKERS=%s DATABASE_URL=%s KAFKA_TOPICS=%s SINK_TABLE_MAP=%s=%s go run ./cmd/sinkworker",
-		brokers, db, r.names.topic, r.names.topic, r.names.table)
+	format := ""
+	if f := r.opts.Format; f != FormatJSON {
+		format = fmt.Sprintf("SINK_MAPPING=columns SINK_KEY_FORMAT=%s SINK_VALUE_FORMAT=%s SCHEMA_REGISTRY_URL=http://localhost:8081 ", f, f)
+	}
+	return fmt.Sprintf("KAFKA_BROKERS=%s DATABASE_URL=%s KAFKA_TOPICS=%s SINK_TABLE_MAP=%s=%s %sgo run ./cmd/sinkworker",
+		brokers, db, r.names.topic, r.names.topic, r.names.table, format)
 }

@@ -28,6 +28,11 @@ dead-letter topic against the bad records, and the peak of database
 connections against the partition count. Ctrl-C stops it and removes its
 temporary files.
 
+-format avro or -format protobuf writes the records in Confluent's wire
+format, with the key and value schemas in an in-process schema registry
+(franz-go's srfake; no JVM), and the workers create a typed table from the
+value schema; the summary shows its columns and types.
+
 Exit status: 0 only when the final check passes, 2 for a bad flag, else 1.
 
 Flags:
@@ -46,7 +51,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&opts.Rate, "rate", opts.Rate, "events per second; 0 is as fast as possible")
 	fs.IntVar(&opts.Workers, "workers", opts.Workers, "worker processes (consumer-group members)")
 	fs.IntVar(&opts.Partitions, "partitions", opts.Partitions, "partitions of the topic")
-	fs.IntVar(&opts.Bad, "bad", opts.Bad, "deliberately bad records (invalid JSON, NUL byte, ...) to mix in")
+	fs.StringVar(&opts.Format, "format", opts.Format, "record format: json (into a jsonb column), avro or protobuf (schemas in an in-process registry, a typed table)")
+	fs.IntVar(&opts.Bad, "bad", opts.Bad, "deliberately bad records (invalid JSON, a wrong magic byte, ...) to mix in")
 	fs.Float64Var(&opts.DeletePercent, "deletes", opts.DeletePercent, "percent of events that delete their user (tombstones)")
 	kill := fs.Bool("kill", true, "SIGKILL one worker halfway and restart it")
 	fs.StringVar(&opts.Postgres, "postgres", opts.Postgres, "without DATABASE_URL: auto, installed (the machine's binaries) or embedded (embedded-postgres)")
