@@ -134,6 +134,7 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 	w.metrics.WatchHealth(w.health)
 	for _, t := range cfg.Topics {
 		w.metrics.OutOfRange.WithLabelValues(t) // 0 from the start, so an alert on its increase sees the first
+		w.metrics.ColumnsAdded.WithLabelValues(t)
 	}
 	return w, nil
 }

@@ -46,7 +46,10 @@ func (t *Columns) Ensure(ctx context.Context, db Beginner, rows []decode.Row) (a
 		return nil, nil
 	}
 	if absent && len(fresh) == 0 {
-		if len(rows) == 0 { // every record of the batch was rejected: nothing to write yet
+		if !writesValues(rows) {
+			// Nothing to create the table from and nothing to write: every
+			// record was rejected, or only tombstones came (Writer.apply
+			// counts them as skipped while the table does not exist).
 			return nil, nil
 		}
 		return nil, fmt.Errorf("%w: table %s does not exist and no record of this batch carries a value schema to create it from",
@@ -88,15 +91,28 @@ func (t *Columns) Ensure(ctx context.Context, db Beginner, rows []decode.Row) (a
 			}
 		}
 	}
+	if err := t.load(ctx, tx); err != nil { // the table as the batch will find it
+		return nil, err
+	}
 	if err := tx.Commit(ctx); err != nil {
+		t.invalidate()
 		return nil, fmt.Errorf("evolve %s: %w", t.id.Sanitize(), err)
 	}
 	t.mu.Lock()
 	t.absent = false
-	t.stale = true // read the committed catalog before the batch's statements
 	t.mu.Unlock()
 	t.markSeen(fresh)
 	return added, nil
+}
+
+// writesValues reports whether a row of rows writes a value.
+func writesValues(rows []decode.Row) bool {
+	for i := range rows {
+		if rows[i].Op == decode.OpWrite && rows[i].Value != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Columns) markSeen(shapes []*format.Shape) {

@@ -40,23 +40,33 @@ var paymentShape = &format.Shape{Columns: []format.Column{
 func TestEnsureCreatesTypedTable(t *testing.T) {
 	db := testPool(t)
 	table := pgx.Identifier{"evolve_create_" + testenv.Suffix()}
+	topic := table[0] // a topic of its own: its offsets rows are new
 	dropTablesAtCleanup(t, db, table)
-	c := testConfig(t, decode.ModeUpsert, "sink_offsets", map[string]string{"pay": table[0]}, "pay")
+	c := testConfig(t, decode.ModeUpsert, "sink_offsets", map[string]string{topic: table[0]}, topic)
 	c.Mapping, c.CreateTables = decode.MappingColumns, true
 	cols, err := LoadColumns(t.Context(), db, table, TableOptions{Create: true})
 	require.NoError(t, err)
 	require.True(t, cols.Absent())
 
+	// A first batch of tombstones only: nothing to create the table from,
+	// nothing to delete; skipped and counted, the offset moves on.
+	w := NewWriter(c, topic, 0, cols)
+	res, err := w.Write(t.Context(), db, []decode.Row{{Record: &kgo.Record{Topic: topic, Offset: 0}, Key: `{"id":1}`,
+		KeyObject: []byte(`{"id":1}`), Op: decode.OpDelete}}, nil, noDeadLetters(t))
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.TombstonesSkipped)
+	assert.Equal(t, int64(1), res.NextOffset)
+	assert.True(t, cols.Absent(), "no table yet")
+
 	key := &format.Shape{Columns: []format.Column{{Name: "id", Type: "bigint"}}}
 	rows := []decode.Row{{
-		Record:    &kgo.Record{Topic: "pay", Offset: 0, Timestamp: time.Unix(1, 0)},
+		Record:    &kgo.Record{Topic: topic, Offset: 1, Timestamp: time.Unix(1, 0)},
 		Key:       `{"id":1}`,
 		KeyObject: []byte(`{"id":1}`),
 		Value:     []byte(`{"id":1,"amount":12345678.91,"created":"2026-01-01T01:02:03.456789+02:00","tags":["a","b"],"Mixed Case":null}`),
 		Shape:     paymentShape, KeyShape: key,
 	}}
-	w := NewWriter(c, "pay", 0, cols)
-	res, err := w.Write(t.Context(), db, rows, nil, noDeadLetters(t))
+	res, err = w.Write(t.Context(), db, rows, nil, noDeadLetters(t))
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Written)
 	assert.Empty(t, res.ColumnsAdded, "creating the table adds no columns")

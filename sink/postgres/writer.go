@@ -269,6 +269,12 @@ type rejectedRow struct {
 // key; when that row is rejected, the key's previous row in the batch is
 // tried next, so the table holds the last GOOD value of each key.
 func (w *Writer) apply(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+	if w.cols != nil && w.cols.Absent() {
+		// A table still to be created from a record schema (Columns.Ensure)
+		// has no row to delete: only tombstones came so far.
+		res.TombstonesSkipped += len(rows)
+		return nil, nil
+	}
 	var bad []decode.Rejection
 	pending := rows
 	for len(pending) > 0 {
