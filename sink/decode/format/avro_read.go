@@ -330,19 +330,8 @@ func appendAvroDecimal(dst, b []byte, scale int) []byte {
 	}
 	u := uint64(v)
 	if v < 0 {
-		dst = append(dst, '-')
 		u = -u
 	}
 	var buf [20]byte
-	digits := strconv.AppendUint(buf[:0], u, 10)
-	if len(digits) <= scale {
-		dst = append(dst, '0', '.')
-		for range scale - len(digits) {
-			dst = append(dst, '0')
-		}
-		return append(dst, digits...)
-	}
-	dst = append(dst, digits[:len(digits)-scale]...)
-	dst = append(dst, '.')
-	return append(dst, digits[len(digits)-scale:]...)
+	return appendScaled(dst, v < 0, strconv.AppendUint(buf[:0], u, 10), scale)
 }

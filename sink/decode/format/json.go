@@ -95,10 +95,15 @@ func AppendDecimal(dst []byte, unscaled *big.Int, scale int) []byte {
 		}
 		return dst
 	}
-	if unscaled.Sign() < 0 {
+	return appendScaled(dst, unscaled.Sign() < 0, new(big.Int).Abs(unscaled).Append(nil, 10), scale)
+}
+
+// appendScaled appends the decimal digits of an unscaled magnitude, with
+// a '-' when neg, and a point scale digits from the right (scale > 0).
+func appendScaled(dst []byte, neg bool, digits []byte, scale int) []byte {
+	if neg {
 		dst = append(dst, '-')
 	}
-	digits := new(big.Int).Abs(unscaled).Text(10)
 	if len(digits) <= scale {
 		dst = append(dst, '0', '.')
 		for range scale - len(digits) {
