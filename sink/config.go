@@ -451,9 +451,6 @@ func (c Config) validateFormats(bad func(string, ...any)) {
 		} else if u.User != nil {
 			bad("SCHEMA_REGISTRY_URL: put credentials in SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD, not in the URL")
 		}
-		if !needs {
-			bad("SCHEMA_REGISTRY_URL: set, but neither SINK_KEY_FORMAT nor SINK_VALUE_FORMAT reads from a registry (avro, protobuf, json-schema)")
-		}
 	}
 	if (c.Registry.Username == "") != (c.Registry.Password == "") {
 		bad("SCHEMA_REGISTRY_USERNAME, SCHEMA_REGISTRY_PASSWORD: set both or neither")

@@ -339,9 +339,9 @@ func TestLoadConfigErrors(t *testing.T) {
 			wantBad: []string{"SCHEMA_REGISTRY_URL"},
 		},
 		{
-			name:    "a registry no format uses, and half its credentials",
+			name:    "half the registry's credentials",
 			env:     map[string]string{"SCHEMA_REGISTRY_URL": "http://r:8081", "SCHEMA_REGISTRY_USERNAME": "u"},
-			wantBad: []string{"SCHEMA_REGISTRY_PASSWORD", "SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_USERNAME"},
+			wantBad: []string{"SCHEMA_REGISTRY_PASSWORD", "SCHEMA_REGISTRY_USERNAME"},
 		},
 		{
 			name: "registry URL that is not http, a CA file that does not exist",

@@ -70,10 +70,10 @@ func (c Config) Decode(registry *decode.Registry, primaryKey func() []string) de
 	}
 }
 
-// NewRegistry is the schema registry client of SCHEMA_REGISTRY_URL (nil,
-// nil when it is not set). Validate first.
+// NewRegistry is the schema registry client of SCHEMA_REGISTRY_URL: nil,
+// nil when no format reads from a registry. Validate first.
 func (c Config) NewRegistry() (*decode.Registry, error) {
-	if c.Registry.URL == "" {
+	if !decode.Format(c.KeyFormat).UsesRegistry() && !decode.Format(c.ValueFormat).UsesRegistry() {
 		return nil, nil
 	}
 	tlsConfig, err := c.registryTLS()
