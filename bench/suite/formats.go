@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
-	"github.com/sinkworker/sinkworker/bench/internal/proc"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 )
 
@@ -213,62 +212,6 @@ func (b *bench) formatRun(ctx context.Context, f, topic string, recs *orders, re
 	}
 	rows, sum := recs.expected()
 	return run, sinkdb.Check(ctx, s.db, table, rows, sum)
-}
-
-// awaitDrain polls sink_offsets every pollInterval until the group has
-// committed every record of topic, filling r's drain figures as runPoint
-// does (start-up: until the first poll showing a commit).
-func (b *bench) awaitDrain(ctx context.Context, procs []*proc.Proc, r *pointResult, group, topic string) error {
-	s := b.s
-	start := time.Now()
-	total := int64(r.records)
-	app := "sinkworker/" + group + "/%"
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	lastPrint := start
-	var lastProgress time.Time
-	var prev int64
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case now := <-tick.C:
-			for _, p := range procs {
-				if p.Done() {
-					return fmt.Errorf("a worker exited early (%s)\n%s", p.Cmd.ProcessState, p.Tail(20))
-				}
-			}
-			next, err := sinkdb.Next(ctx, s.db, group, topic, r.parts)
-			if err != nil {
-				return fmt.Errorf("poll sink_offsets: %w", err)
-			}
-			c, err := sinkdb.Conns(ctx, s.db, app)
-			if err != nil {
-				return err
-			}
-			r.peakConns = max(r.peakConns, c)
-			committed, elapsed := sum(next), now.Sub(start)
-			if committed > 0 && r.firstCommit == 0 {
-				r.firstCommit, r.firstCount, lastProgress = elapsed, committed, now
-			}
-			if committed > prev && r.firstCommit > 0 {
-				r.stall = max(r.stall, now.Sub(lastProgress))
-				lastProgress, prev = now, committed
-			}
-			if committed >= total {
-				r.drain = elapsed
-				return nil
-			}
-			if elapsed > b.o.timeout {
-				return fmt.Errorf("not drained after %s: %d of %d", b.o.timeout, committed, total)
-			}
-			if now.Sub(lastPrint) >= 5*time.Second {
-				lastPrint = now
-				logf("    %s: %d/%d (%.0f records/s), %d connections", elapsed.Round(100*time.Millisecond),
-					committed, total, float64(committed)/elapsed.Seconds(), c)
-			}
-		}
-	}
 }
 
 // formatsCompare checks that the Avro run's table (created by the worker

@@ -98,56 +98,9 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 		return r, err
 	}
 	defer killAll(procs)
-	start := time.Now()
-	total := int64(d.N)
-	app := "sinkworker/" + group + "/%"
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	lastPrint := time.Now()
-	var lastProgress time.Time
-	var prev int64
-	for {
-		select {
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case now := <-tick.C:
-			for _, p := range procs {
-				if p.Done() {
-					return r, fmt.Errorf("a worker exited early (%s)\n%s", p.Cmd.ProcessState, p.Tail(20))
-				}
-			}
-			next, err := sinkdb.Next(ctx, s.db, group, l.Topic, l.Parts)
-			if err != nil {
-				return r, fmt.Errorf("poll sink_offsets: %w", err)
-			}
-			c, err := sinkdb.Conns(ctx, s.db, app)
-			if err != nil {
-				return r, err
-			}
-			r.peakConns = max(r.peakConns, c)
-			committed, elapsed := sum(next), now.Sub(start)
-			if committed > 0 && r.firstCommit == 0 {
-				r.firstCommit, r.firstCount, lastProgress = elapsed, committed, now
-			}
-			if committed > prev && r.firstCommit > 0 {
-				r.stall = max(r.stall, now.Sub(lastProgress))
-				lastProgress, prev = now, committed
-			}
-			if committed >= total {
-				r.drain = elapsed
-				goto drained
-			}
-			if elapsed > b.o.timeout {
-				return r, fmt.Errorf("not drained after %s: %d of %d", b.o.timeout, committed, total)
-			}
-			if now.Sub(lastPrint) >= 5*time.Second {
-				lastPrint = now
-				logf("    %s: %d/%d (%.0f records/s), %d connections", elapsed.Round(100*time.Millisecond),
-					committed, total, float64(committed)/elapsed.Seconds(), c)
-			}
-		}
+	if err := b.awaitDrain(ctx, procs, &r, group, l.Topic); err != nil {
+		return r, err
 	}
-drained:
 	for _, p := range procs {
 		exit := p.Stop(60 * time.Second)
 		r.cpu += exit.CPU
@@ -336,4 +289,60 @@ func assigned(g kadm.DescribedGroup) bool {
 		}
 	}
 	return true
+}
+
+// awaitDrain polls sink_offsets every pollInterval until the group has
+// committed r.records records over r.parts partitions of topic, and fills
+// r's drain figures (start-up: until the first poll showing a commit).
+func (b *bench) awaitDrain(ctx context.Context, procs []*proc.Proc, r *pointResult, group, topic string) error {
+	s := b.s
+	start := time.Now()
+	total := int64(r.records)
+	app := "sinkworker/" + group + "/%"
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	lastPrint := start
+	var lastProgress time.Time
+	var prev int64
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-tick.C:
+			for _, p := range procs {
+				if p.Done() {
+					return fmt.Errorf("a worker exited early (%s)\n%s", p.Cmd.ProcessState, p.Tail(20))
+				}
+			}
+			next, err := sinkdb.Next(ctx, s.db, group, topic, r.parts)
+			if err != nil {
+				return fmt.Errorf("poll sink_offsets: %w", err)
+			}
+			c, err := sinkdb.Conns(ctx, s.db, app)
+			if err != nil {
+				return err
+			}
+			r.peakConns = max(r.peakConns, c)
+			committed, elapsed := sum(next), now.Sub(start)
+			if committed > 0 && r.firstCommit == 0 {
+				r.firstCommit, r.firstCount, lastProgress = elapsed, committed, now
+			}
+			if committed > prev && r.firstCommit > 0 {
+				r.stall = max(r.stall, now.Sub(lastProgress))
+				lastProgress, prev = now, committed
+			}
+			if committed >= total {
+				r.drain = elapsed
+				return nil
+			}
+			if elapsed > b.o.timeout {
+				return fmt.Errorf("not drained after %s: %d of %d", b.o.timeout, committed, total)
+			}
+			if now.Sub(lastPrint) >= 5*time.Second {
+				lastPrint = now
+				logf("    %s: %d/%d (%.0f records/s), %d connections", elapsed.Round(100*time.Millisecond),
+					committed, total, float64(committed)/elapsed.Seconds(), c)
+			}
+		}
+	}
 }
