@@ -31,7 +31,7 @@ type metric struct {
 var contractMetrics = map[string]metric{
 	"sinkworker_records_total": {Type: "counter", Labels: []string{"topic", "outcome"}, Values: map[string][]string{
 		// unknown_fields counts fields, not records (SINK_MAPPING=columns).
-		"outcome": {"written", "deleted", "deduplicated", "already_applied", "tombstone_skipped", "dead_lettered", "unknown_fields"},
+		"outcome": {"written", "deleted", "deduplicated", "already_applied", "tombstone_skipped", "not_a_change", "truncated", "truncate_skipped", "dead_lettered", "unknown_fields"},
 	}},
 	"sinkworker_dead_letters_total":             {Type: "counter", Labels: []string{"topic", "class"}},
 	"sinkworker_batch_records":                  {Type: "histogram"},

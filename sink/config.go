@@ -117,6 +117,12 @@ type Config struct {
 	// PrimaryKey names the value fields that make a row's primary key in
 	// upsert mode (Connect's pk.mode=record_value); empty: the record key.
 	PrimaryKey []string `env:"SINK_PRIMARY_KEY"`
+	// Envelope is "none" (the value is the row) or "debezium" (a change
+	// event: op, before, after, source).
+	Envelope string `env:"SINK_ENVELOPE, default=none"`
+	// Truncate applies a Debezium truncate as TRUNCATE of the table; when
+	// false truncates are counted and skipped.
+	Truncate bool `env:"SINK_TRUNCATE, default=false"`
 	// DeleteOnTombstone makes a null value delete its key's row in upsert
 	// mode; when false tombstones are skipped and counted.
 	DeleteOnTombstone bool `env:"SINK_DELETE_ON_TOMBSTONE, default=true"`
@@ -475,6 +481,18 @@ func (c Config) validateFormats(bad func(string, ...any)) {
 		}
 	default:
 		bad("SINK_SCHEMA_EVOLUTION: must be none or add-columns, got %q", c.SchemaEvolution)
+	}
+	switch c.Envelope {
+	case "", string(decode.EnvelopeNone):
+		if c.Truncate {
+			bad("SINK_TRUNCATE: applies Debezium truncates: set SINK_ENVELOPE=debezium, or leave it unset")
+		}
+	case string(decode.EnvelopeDebezium):
+		if valueOK && value == decode.FormatString {
+			bad("SINK_ENVELOPE: debezium reads change events, which SINK_VALUE_FORMAT=string cannot carry")
+		}
+	default:
+		bad("SINK_ENVELOPE: must be none or debezium, got %q", c.Envelope)
 	}
 	if len(c.PrimaryKey) > 0 {
 		switch {

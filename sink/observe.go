@@ -13,6 +13,9 @@ func outcomes(r postgres.Result) observe.Outcomes {
 		Deduplicated:      r.Deduplicated,
 		AlreadyApplied:    r.AlreadyApplied,
 		TombstonesSkipped: r.TombstonesSkipped,
+		NotChanges:        r.NotChanges,
+		Truncated:         r.Truncated,
+		TruncatesSkipped:  r.TruncatesSkipped,
 		DeadLettered:      r.DeadLettered,
 		UnknownFields:     r.UnknownFields,
 	}

@@ -67,6 +67,8 @@ func (c Config) Decode(registry *decode.Registry, primaryKey func() []string) de
 		ValueFormat:       decode.Format(c.ValueFormat),
 		Registry:          registry,
 		ValuePrimaryKey:   c.PrimaryKey,
+		Envelope:          decode.Envelope(c.Envelope),
+		Truncate:          c.Truncate,
 	}
 }
 

@@ -20,7 +20,7 @@ func (c Config) check(r *kgo.Record) (bad Rejection, ok bool) {
 	if n := len(r.Key) + len(r.Value); n > c.MaxRecordBytes {
 		return fail(ClassTooLarge, "record is %d bytes, over SINK_MAX_RECORD_BYTES=%d", n, c.MaxRecordBytes)
 	}
-	if r.Key == nil && c.Mode == ModeUpsert && len(c.ValuePrimaryKey) == 0 {
+	if r.Key == nil && c.Mode == ModeUpsert && len(c.ValuePrimaryKey) == 0 && c.Envelope != EnvelopeDebezium {
 		return fail(ClassKey, "record has no key; SINK_MODE=upsert writes by key")
 	}
 	if c.typed() {

@@ -65,9 +65,13 @@ const (
 	// OpDelete deletes the key's row: a tombstone in upsert mode with
 	// SINK_DELETE_ON_TOMBSTONE=true.
 	OpDelete
-	// OpSkip leaves the table alone: a tombstone in upsert mode with
-	// SINK_DELETE_ON_TOMBSTONE=false, counted as skipped.
+	// OpSkip leaves the table alone, counted by its Row.Skip: a tombstone
+	// in upsert mode with SINK_DELETE_ON_TOMBSTONE=false, or a Debezium
+	// record that changes no row.
 	OpSkip
+	// OpTruncate empties the table: a Debezium truncate with
+	// SINK_TRUNCATE=true.
+	OpTruncate
 )
 
 // Row is a record that decoded: what the writer applies.
@@ -97,8 +101,13 @@ type Row struct {
 	// key's schemas (typed formats, record schemas only), else nil: a
 	// missing table is created from them and new fields become columns.
 	Shape, KeyShape *format.Shape
-	// Op is what the row does.
-	Op Op
+	// Op is what the row does; Skip why, for OpSkip.
+	Op   Op
+	Skip Skip
+	// Keep names the columns an upsert leaves as they are: the fields a
+	// Debezium event carries as its TOAST placeholder (a value the source
+	// did not send because it did not change).
+	Keep []string
 }
 
 // Rejection is a record that cannot be written, with why: found by Decode,
@@ -148,13 +157,18 @@ type Config struct {
 	// ValuePrimaryKey is SINK_PRIMARY_KEY: the value fields that name a
 	// row in upsert mode, instead of the record key.
 	ValuePrimaryKey []string
+	// Envelope is SINK_ENVELOPE ("" is none); Truncate is SINK_TRUNCATE:
+	// a Debezium truncate empties the table instead of being skipped.
+	Envelope Envelope
+	Truncate bool
 }
 
 // typed reports whether records take the typed path: a format other than
 // json, or the primary key taken from the value.
 func (c Config) typed() bool {
 	return (c.KeyFormat != "" && c.KeyFormat != FormatJSON) ||
-		(c.ValueFormat != "" && c.ValueFormat != FormatJSON) || len(c.ValuePrimaryKey) > 0
+		(c.ValueFormat != "" && c.ValueFormat != FormatJSON) || len(c.ValuePrimaryKey) > 0 ||
+		c.Envelope == EnvelopeDebezium
 }
 
 // Decode splits records, in offset order, into rows and rejections, each

@@ -157,6 +157,19 @@ func (c Config) typedRecord(ctx context.Context, r *kgo.Record, pk []string) (Ro
 	if msg := textProblem(key.text); msg != "" {
 		return reject(ClassDecode, "key "+msg)
 	}
+	var ch change
+	if c.Envelope == EnvelopeDebezium {
+		if ch = c.debezium(val); ch.bad != "" {
+			return reject(ClassDecode, ch.bad)
+		}
+		if ch.op == OpSkip || ch.op == OpTruncate {
+			return Row{Record: r, Key: bytesText(key.text), KeyText: key.text, Op: ch.op, Skip: ch.skip}, nil, nil
+		}
+		if r.Key == nil && c.Mode == ModeUpsert && len(c.ValuePrimaryKey) == 0 {
+			return reject(ClassKey, "Debezium change event has no key; SINK_MODE=upsert writes by key (a table without a primary key?)")
+		}
+		val = ch.value
+	}
 	// A value whose format decodes it to null (a Connect envelope with
 	// "payload": null) is a tombstone, as Connect treats it.
 	row := Row{Record: r, Key: bytesText(key.text), KeyText: key.text, Value: val.json, Shape: val.shape, KeyShape: key.shape}
@@ -179,7 +192,10 @@ func (c Config) typedRecord(ctx context.Context, r *kgo.Record, pk []string) (Ro
 		}
 		row.KeyObject, row.Key = obj, name
 	}
-	if val.json == nil && c.Mode == ModeUpsert {
+	switch {
+	case c.Envelope == EnvelopeDebezium:
+		row.Op, row.Keep = ch.op, ch.keep
+	case val.json == nil && c.Mode == ModeUpsert:
 		row.Op = OpSkip
 		if c.DeleteOnTombstone {
 			row.Op = OpDelete

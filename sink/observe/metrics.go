@@ -62,7 +62,7 @@ func NewMetrics() *Metrics {
 		Registry: prometheus.NewRegistry(),
 		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_records_total",
-			Help: "Records by topic and outcome (written, deleted, deduplicated, already_applied, tombstone_skipped, dead_lettered).",
+			Help: "Records by topic and outcome (written, deleted, deduplicated, already_applied, tombstone_skipped, not_a_change, truncated, truncate_skipped, dead_lettered).",
 		}, []string{"topic", "outcome"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sinkworker_dead_letters_total",
@@ -133,7 +133,10 @@ type Outcomes struct {
 	Deleted           int // "deleted": keys deleted by tombstones
 	Deduplicated      int // "deduplicated": superseded by a later record of the same key
 	AlreadyApplied    int // "already_applied": below the stored next_offset
-	TombstonesSkipped int // "tombstone_skipped": SINK_DELETE_ON_TOMBSTONE=false
+	TombstonesSkipped int // "tombstone_skipped": SINK_DELETE_ON_TOMBSTONE=false, or Debezium's after a delete
+	NotChanges        int // "not_a_change": Debezium heartbeats, schema changes, transaction boundaries, messages
+	Truncated         int // "truncated": Debezium truncates applied (SINK_TRUNCATE=true)
+	TruncatesSkipped  int // "truncate_skipped": Debezium truncates ignored (SINK_TRUNCATE=false)
 	DeadLettered      int // "dead_lettered"
 	UnknownFields     int // "unknown_fields": JSON fields, not records, no column takes (SINK_MAPPING=columns)
 }
@@ -147,6 +150,9 @@ func (m *Metrics) CountRecords(topic string, o Outcomes) {
 		"deduplicated":      o.Deduplicated,
 		"already_applied":   o.AlreadyApplied,
 		"tombstone_skipped": o.TombstonesSkipped,
+		"not_a_change":      o.NotChanges,
+		"truncated":         o.Truncated,
+		"truncate_skipped":  o.TruncatesSkipped,
 		"dead_lettered":     o.DeadLettered,
 		"unknown_fields":    o.UnknownFields,
 	} {

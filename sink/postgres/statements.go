@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -120,7 +122,7 @@ func (w *Writer) execOnce(ctx context.Context, tx pgx.Tx, ops []decode.Row, res 
 	}
 	var (
 		b                pgx.Batch
-		written, deleted pgconn.CommandTag
+		written, deleted int64
 		unknown          int
 	)
 	b.Queue("SAVEPOINT sink")
@@ -147,47 +149,76 @@ func (w *Writer) execOnce(ctx context.Context, tx pgx.Tx, ops []decode.Row, res 
 		}
 		return w.wrapBatch("write", ops, err)
 	}
-	res.Written += int(written.RowsAffected())
+	res.Written += int(written)
 	if w.mode == decode.ModeInsert {
 		// ON CONFLICT DO NOTHING: rows already there are replays.
-		res.AlreadyApplied += len(writes) - int(written.RowsAffected())
+		res.AlreadyApplied += len(writes) - int(written)
 	}
-	res.Deleted += int(deleted.RowsAffected())
+	res.Deleted += int(deleted)
 	res.UnknownFields += unknown
 	return nil
 }
 
-// queueJSONB queues the SINK_MAPPING=jsonb statements.
-func (w *Writer) queueJSONB(b *pgx.Batch, writes, dels []decode.Row, written, deleted *pgconn.CommandTag) {
-	if len(writes) > 0 {
-		cols := columnsOf(writes)
-		var q *pgx.QueuedQuery
-		if w.mode == decode.ModeInsert {
-			q = b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
-		} else {
-			q = b.Queue(w.upsertSQL, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps)
+// queueJSONB queues the SINK_MAPPING=jsonb statements. Upserts of rows
+// that keep some fields (Row.Keep: Debezium's TOAST placeholders, left
+// out of the value) merge the new value into the stored one instead of
+// replacing it, so the fields the source did not send keep theirs.
+func (w *Writer) queueJSONB(b *pgx.Batch, writes, dels []decode.Row, written, deleted *int64) {
+	count := func(n *int64) func(pgconn.CommandTag) error {
+		return func(ct pgconn.CommandTag) error { *n += ct.RowsAffected(); return nil }
+	}
+	plain, merge := writes, []decode.Row(nil)
+	if w.mode == decode.ModeUpsert && slices.ContainsFunc(writes, func(r decode.Row) bool { return len(r.Keep) > 0 }) {
+		plain = nil
+		for _, r := range writes {
+			if len(r.Keep) > 0 {
+				merge = append(merge, r)
+			} else {
+				plain = append(plain, r)
+			}
 		}
-		q.Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
+	}
+	for _, group := range []struct {
+		rows []decode.Row
+		sql  string
+	}{{plain, w.upsertSQL}, {merge, w.mergeSQL}} {
+		if len(group.rows) == 0 {
+			continue
+		}
+		cols := columnsOf(group.rows)
+		if w.mode == decode.ModeInsert {
+			b.Queue(w.insertSQL, w.topic, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps).Exec(count(written))
+			continue
+		}
+		b.Queue(group.sql, w.partition, cols.keys, cols.values, cols.offsets, cols.timestamps).Exec(count(written))
 	}
 	if len(dels) > 0 {
-		b.Queue(w.deleteSQL, textArray(dels, rowKey)).Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+		b.Queue(w.deleteSQL, textArray(dels, rowKey)).Exec(count(deleted))
 	}
 }
 
 // queueColumns queues the SINK_MAPPING=columns statements and returns the
-// number of unknown fields among the writes.
+// number of unknown fields among the writes. Writes that keep some columns
+// (Row.Keep) go in statements of their own that leave those columns out.
 func (w *Writer) queueColumns(ctx context.Context, tx pgx.Tx, b *pgx.Batch, writes, dels []decode.Row,
-	written, deleted *pgconn.CommandTag) (int, error) {
+	written, deleted *int64) (int, error) {
+	count := func(n *int64) func(pgconn.CommandTag) error {
+		return func(ct pgconn.CommandTag) error { *n += ct.RowsAffected(); return nil }
+	}
 	unknown := 0
-	if len(writes) > 0 {
-		rows, err := w.cols.prepare(ctx, tx, writes)
+	for _, group := range byKeep(writes) {
+		rows, err := w.cols.prepare(ctx, tx, group)
 		if err != nil {
-			return 0, w.wrapBatch("prepare rows", writes, err)
+			return 0, w.wrapBatch("prepare rows", group, err)
+		}
+		used := rows.used
+		if keep := group[0].Keep; len(keep) > 0 {
+			used = slices.DeleteFunc(slices.Clone(used), func(c string) bool { return slices.Contains(keep, c) })
 		}
 		_, pk, _ := w.cols.snapshot()
-		b.Queue(w.cols.writeSQL(w.mode, rows.used, pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
-			Exec(func(ct pgconn.CommandTag) error { *written = ct; return nil })
-		unknown = rows.unknown
+		b.Queue(w.cols.writeSQL(w.mode, used, pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
+			Exec(count(written))
+		unknown += rows.unknown
 	}
 	if len(dels) > 0 {
 		rows, err := w.cols.prepare(ctx, tx, dels)
@@ -196,9 +227,34 @@ func (w *Writer) queueColumns(ctx context.Context, tx pgx.Tx, b *pgx.Batch, writ
 		}
 		_, pk, _ := w.cols.snapshot()
 		b.Queue(w.cols.deleteSQL(pk), w.topic, w.partition, rows.values, rows.keys, rows.offsets, rows.timestamps).
-			Exec(func(ct pgconn.CommandTag) error { *deleted = ct; return nil })
+			Exec(count(deleted))
 	}
 	return unknown, nil
+}
+
+// byKeep groups rows by the columns they keep (Row.Keep), in the order each
+// group first appears; nearly always one group.
+func byKeep(rows []decode.Row) [][]decode.Row {
+	if len(rows) == 0 {
+		return nil
+	}
+	if !slices.ContainsFunc(rows, func(r decode.Row) bool { return len(r.Keep) > 0 }) {
+		return [][]decode.Row{rows}
+	}
+	var order []string
+	groups := map[string][]decode.Row{}
+	for _, r := range rows {
+		k := strings.Join(r.Keep, "\x00")
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	out := make([][]decode.Row, len(order))
+	for i, k := range order {
+		out[i] = groups[k]
+	}
+	return out
 }
 
 // columns is a batch turned into the parallel arrays unnest takes. Values

@@ -19,7 +19,10 @@ type Result struct {
 	Deduplicated      int      // records superseded by a later record of the same key in the batch
 	Applied           int      // records at or above next_offset, i.e. handled by this transaction
 	AlreadyApplied    int      // records below next_offset: an earlier transaction applied them
-	TombstonesSkipped int      // tombstones ignored because SINK_DELETE_ON_TOMBSTONE is false
+	TombstonesSkipped int      // tombstones ignored: SINK_DELETE_ON_TOMBSTONE=false, or Debezium's after a delete
+	NotChanges        int      // Debezium records that change no row: heartbeats, schema changes, transactions, messages
+	Truncated         int      // Debezium truncates applied (SINK_TRUNCATE=true)
+	TruncatesSkipped  int      // Debezium truncates ignored (SINK_TRUNCATE=false)
 	DeadLettered      int      // records sent to the dead-letter topic
 	Statements        int      // sub-statements spent isolating bad records (0 without any)
 	Shrunk            int      // statements split in two after the server's statement_timeout cancelled them
@@ -91,6 +94,7 @@ type Writer struct {
 
 	begin                                       pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
 	advanceSQL, upsertSQL, insertSQL, deleteSQL string
+	mergeSQL, truncateSQL                       string
 }
 
 // NewWriter returns the Writer of topic's partition; cols is the topic's
@@ -121,6 +125,14 @@ SELECT $1, $2, u.o, u.k, ` + value + `, u.ts
 FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(k, v, o, ts)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING`,
 		deleteSQL: `DELETE FROM ` + table + ` WHERE key = ANY($1::text[])`,
+		// An upsert that keeps the stored value's fields the new one lacks
+		// (Debezium's TOAST placeholders, left out by decode).
+		mergeSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
+SELECT u.k, ` + value + `, $1, u.o, u.ts, now()
+FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o, ts)
+ON CONFLICT (key) DO UPDATE SET value = t.value || EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
+	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`,
+		truncateSQL: `TRUNCATE ` + table,
 	}
 }
 
@@ -271,12 +283,66 @@ type rejectedRow struct {
 func (w *Writer) apply(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	if w.cols != nil && w.cols.Absent() {
 		// A table still to be created from a record schema (Columns.Ensure)
-		// has no row to delete: only tombstones came so far.
-		res.TombstonesSkipped += len(rows)
+		// has no row to delete or truncate: only tombstones, deletes and
+		// records that change no row came so far.
+		for _, r := range rows {
+			countSkip(r, res)
+		}
 		return nil, nil
 	}
+	// A truncate (SINK_TRUNCATE) splits the batch: the rows before it are
+	// written, then the table emptied, then the rows after it written.
+	var bad []decode.Rejection
+	for {
+		i := slices.IndexFunc(rows, func(r decode.Row) bool { return r.Op == decode.OpTruncate })
+		if i < 0 {
+			break
+		}
+		more, err := w.applySegment(ctx, tx, rows[:i], res)
+		if err != nil {
+			return nil, err
+		}
+		bad = append(bad, more...)
+		if _, err := tx.Exec(ctx, w.truncateSQL); err != nil {
+			return nil, w.wrapBatch("truncate", rows[i:i+1], err)
+		}
+		res.Truncated++
+		rows = rows[i+1:]
+	}
+	more, err := w.applySegment(ctx, tx, rows, res)
+	return append(bad, more...), err
+}
+
+// countSkip counts a row that leaves the table alone by its reason; a
+// delete or a truncate on a table that does not exist yet counts as
+// skipped too.
+func countSkip(r decode.Row, res *Result) {
+	switch {
+	case r.Op == decode.OpTruncate:
+		res.TruncatesSkipped++
+	case r.Skip == decode.SkipNotChange:
+		res.NotChanges++
+	case r.Skip == decode.SkipTruncate:
+		res.TruncatesSkipped++
+	default:
+		res.TombstonesSkipped++
+	}
+}
+
+// applySegment writes rows that hold no truncate (see apply).
+func (w *Writer) applySegment(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	var bad []decode.Rejection
 	pending := rows
+	if w.mode == decode.ModeInsert && slices.ContainsFunc(rows, func(r decode.Row) bool { return r.Op == decode.OpSkip }) {
+		pending = nil // records of a change log that change nothing (Debezium heartbeats, tombstones)
+		for _, r := range rows {
+			if r.Op == decode.OpSkip {
+				countSkip(r, res)
+			} else {
+				pending = append(pending, r)
+			}
+		}
+	}
 	for len(pending) > 0 {
 		ops := pending
 		if w.mode == decode.ModeUpsert {
@@ -303,7 +369,7 @@ func collapse(rows []decode.Row, res *Result) []decode.Row {
 	live := make([]decode.Row, 0, len(rows))
 	for _, r := range rows {
 		if r.Op == decode.OpSkip {
-			res.TombstonesSkipped++
+			countSkip(r, res)
 			continue
 		}
 		live = append(live, r)

@@ -31,6 +31,9 @@ type Column struct {
 	// Nullable is false only where the schema says the field is always
 	// present and never null.
 	Nullable bool
+	// Record is the Shape of a field whose type is a record (a struct, a
+	// message), else nil: a Debezium event's after image is one.
+	Record *Shape
 }
 
 // Shape is the table a record schema describes: its top-level fields, in
