@@ -60,8 +60,16 @@ const (
 type Config struct {
 	// Brokers are the Kafka seed brokers, host:port. Required.
 	Brokers []string `env:"KAFKA_BROKERS"`
-	// Topics are the topics to sink. Required.
-	Topics []string `env:"KAFKA_TOPICS"`
+	// Topics are the topics to sink; TopicsRegex instead subscribes to
+	// every topic whose whole name matches it (new ones included). One of
+	// the two is required.
+	Topics      []string `env:"KAFKA_TOPICS"`
+	TopicsRegex string   `env:"KAFKA_TOPICS_REGEX"`
+	// TableFormat names the table of a topic SINK_TABLE_MAP does not list:
+	// ${topic}, ${source.schema} and ${source.table} (Debezium's
+	// <prefix>.<schema>.<table> topic names) are replaced by their
+	// sanitised values. Empty: postgres.TableName(topic).
+	TableFormat string `env:"SINK_TABLE_FORMAT"`
 	// Group is the consumer group id, also the key of the offsets rows.
 	Group string `env:"KAFKA_GROUP, default=sinkworker"`
 	// StartOffset is where a partition starts when neither the database
@@ -286,8 +294,23 @@ func (c Config) Validate() error {
 			bad("KAFKA_BROKERS: %q is not host:port", b)
 		}
 	}
-	if len(c.Topics) == 0 {
-		bad("KAFKA_TOPICS: required (comma-separated topic names)")
+	switch {
+	case len(c.Topics) == 0 && c.TopicsRegex == "":
+		bad("KAFKA_TOPICS: required (comma-separated topic names), or KAFKA_TOPICS_REGEX")
+	case len(c.Topics) > 0 && c.TopicsRegex != "":
+		bad("KAFKA_TOPICS, KAFKA_TOPICS_REGEX: set one of them, not both")
+	case c.TopicsRegex != "":
+		if _, err := regexp.Compile(c.TopicsRegex); err != nil {
+			bad("KAFKA_TOPICS_REGEX: not a regular expression (Go RE2 syntax): %v", err)
+		}
+	}
+	if c.TableFormat != "" {
+		if _, err := postgres.ParseIdentifier(expandTableFormat(c.TableFormat, "t.s.x")); err != nil {
+			bad("SINK_TABLE_FORMAT: %v", err)
+		}
+		if rest := tableFormatVar.ReplaceAllString(c.TableFormat, ""); strings.Contains(rest, "${") {
+			bad("SINK_TABLE_FORMAT: only ${topic}, ${source.schema} and ${source.table} can be replaced")
+		}
 	}
 	for _, t := range c.Topics {
 		if !validTopic(t) {
@@ -344,8 +367,11 @@ func (c Config) Validate() error {
 		}
 	}
 	for topic, table := range c.TableMap {
-		if !slices.Contains(c.Topics, topic) {
+		if c.TopicsRegex == "" && !slices.Contains(c.Topics, topic) {
 			bad("SINK_TABLE_MAP: topic %q is not in KAFKA_TOPICS", topic)
+		}
+		if re, err := regexp.Compile(c.TopicsPattern()); c.TopicsRegex != "" && err == nil && !re.MatchString(topic) {
+			bad("SINK_TABLE_MAP: topic %q does not match KAFKA_TOPICS_REGEX", topic)
 		}
 		if _, err := postgres.ParseIdentifier(table); err != nil {
 			bad("SINK_TABLE_MAP: %s: %v", topic, err)
@@ -523,6 +549,40 @@ func (c Config) registryTLS() (*tls.Config, error) {
 	}
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
+
+// TopicsPattern is KAFKA_TOPICS_REGEX anchored to match whole topic names,
+// as Kafka's pattern subscription does.
+func (c Config) TopicsPattern() string { return "^(?:" + c.TopicsRegex + ")$" }
+
+var tableFormatVar = regexp.MustCompile(`\$\{(topic|source\.schema|source\.table)\}`)
+
+// expandTableFormat is SINK_TABLE_FORMAT for topic: each variable replaced
+// by its value sanitised as postgres.TableName does (lower case, runs of
+// other characters than [a-z0-9_] as "_"). ${source.schema} and
+// ${source.table} are the last two dot-separated parts of the topic name,
+// as Debezium names its topics (<topic.prefix>.<schema>.<table>); a topic
+// with fewer parts gives "" for what it lacks.
+func expandTableFormat(format, topic string) string {
+	parts := strings.Split(topic, ".")
+	part := func(fromEnd int) string {
+		if len(parts) < fromEnd {
+			return ""
+		}
+		return parts[len(parts)-fromEnd]
+	}
+	clean := func(s string) string { return nonIdent.ReplaceAllString(strings.ToLower(s), "_") }
+	return tableFormatVar.ReplaceAllStringFunc(format, func(v string) string {
+		switch v {
+		case "${topic}":
+			return clean(topic)
+		case "${source.schema}":
+			return clean(part(2))
+		}
+		return clean(part(1))
+	})
+}
+
+var nonIdent = regexp.MustCompile(`[^a-z0-9_]+`)
 
 var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 

@@ -328,6 +328,21 @@ func TestLoadConfigErrors(t *testing.T) {
 			wantBad: []string{"SINK_OFFSETS_TABLE"},
 		},
 		{
+			name:    "topics and a pattern both, a bad table format",
+			env:     map[string]string{"KAFKA_TOPICS_REGEX": "a.*", "SINK_TABLE_FORMAT": "x_${source.db}"},
+			wantBad: []string{"KAFKA_TOPICS", "KAFKA_TOPICS_REGEX", "SINK_TABLE_FORMAT"},
+		},
+		{
+			name:    "a pattern that does not compile, a truncate without the envelope, an unknown envelope",
+			env:     map[string]string{"KAFKA_TOPICS": "-", "KAFKA_TOPICS_REGEX": "a(", "SINK_TRUNCATE": "true"},
+			wantBad: []string{"KAFKA_TOPICS_REGEX", "SINK_TRUNCATE"},
+		},
+		{
+			name:    "an unknown envelope",
+			env:     map[string]string{"SINK_ENVELOPE": "maxwell"},
+			wantBad: []string{"SINK_ENVELOPE"},
+		},
+		{
 			name: "formats: unknown names and a bad evolution",
 			env: map[string]string{"SINK_KEY_FORMAT": "xml", "SINK_VALUE_FORMAT": "thrift",
 				"SINK_SCHEMA_EVOLUTION": "drop-columns"},
@@ -439,4 +454,19 @@ func TestLoadConfigErrorsHideSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTableFormat: SINK_TABLE_FORMAT's variables take sanitised parts of
+// the topic name; SINK_TABLE_MAP still wins.
+func TestTableFormat(t *testing.T) {
+	cfg, err := LoadConfig(t.Context(), envconfig.MapLookuper(withEnv(map[string]string{
+		"KAFKA_TOPICS": "-", "KAFKA_TOPICS_REGEX": `src\..*`, "SINK_TABLE_FORMAT": "${source.schema}.cdc_${source.table}",
+		"SINK_TABLE_MAP": "src.public.special=elsewhere",
+	})))
+	require.NoError(t, err)
+	assert.Equal(t, pgx.Identifier{"public", "cdc_order_items"}, cfg.Table("src.public.Order-Items"))
+	assert.Equal(t, pgx.Identifier{"elsewhere"}, cfg.Table("src.public.special"))
+	assert.Equal(t, "^(?:src\\..*)$", cfg.TopicsPattern())
+	assert.Equal(t, "t_x", expandTableFormat("t_${topic}", "X"))
+	assert.Equal(t, "_x", expandTableFormat("${source.schema}_${source.table}", "x"), "a topic without dots has no schema")
 }

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"regexp"
 
 	"github.com/sinkworker/sinkworker/sink/dlq"
 )
@@ -16,4 +17,13 @@ func (w *Worker) ensureDLQTopics(ctx context.Context) error {
 		return nil
 	}
 	return dlq.EnsureTopics(ctx, w.cl, w.log, w.cfg.Topics, w.cfg.DLQTopic)
+}
+
+// dlqPattern matches the dead-letter topics whole: DLQ_TOPIC, else every
+// "<topic>.dlq".
+func dlqPattern(override string) string {
+	if override != "" {
+		return "^" + regexp.QuoteMeta(override) + "$"
+	}
+	return `^.*\.dlq$`
 }

@@ -10,9 +10,14 @@ import (
 
 // assigned starts a goroutine for each newly assigned partition, after
 // letting the pool grow to the new assignment.
-func (w *Worker) assigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
+func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string][]int32) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.prepareTopics(ctx, topicsOf(added)); err != nil { // KAFKA_TOPICS_REGEX: topics new to the worker
+		w.log.Error("cannot sink a new topic; stopping", "err", err)
+		w.fatal(err)
+		return
+	}
 	w.health.SetJoined()
 	var started []*partition
 	for topic, ps := range added {

@@ -14,11 +14,17 @@ import (
 // environment fills: each stage package gets only what it uses.
 
 // Table returns the quoted-ready identifier of topic's table: its
-// SINK_TABLE_MAP entry, else postgres.TableName(topic).
+// SINK_TABLE_MAP entry, else SINK_TABLE_FORMAT expanded for it, else
+// postgres.TableName(topic).
 func (c Config) Table(topic string) pgx.Identifier {
 	if t, ok := c.TableMap[topic]; ok {
 		id, _ := postgres.ParseIdentifier(t) // Validate has checked it
 		return id
+	}
+	if c.TableFormat != "" {
+		if id, err := postgres.ParseIdentifier(expandTableFormat(c.TableFormat, topic)); err == nil {
+			return id
+		}
 	}
 	return pgx.Identifier{postgres.TableName(topic)}
 }

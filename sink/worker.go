@@ -56,6 +56,8 @@ type Worker struct {
 
 	committer *committer
 	columns   map[string]*postgres.Columns // by topic, SINK_MAPPING=columns only
+	prepared  map[string]bool              // topics whose table and dead-letter topic are ready (prepareTopics)
+	tables    map[string]string            // the topic of each prepared table, by its quoted name
 	registry  *decode.Registry             // nil unless a format reads schemas from a registry
 	http      *observe.Server              // nil when HTTPAddr is empty
 
@@ -126,6 +128,11 @@ func newWorker(cfg Config, log *slog.Logger) (*Worker, error) {
 		fatalErr: make(chan error, 1),
 	}
 	w.committer = newCommitter(w)
+	w.prepared, w.tables = map[string]bool{}, map[string]string{}
+	for _, t := range cfg.Topics {
+		w.prepared[t] = true
+		w.tables[cfg.Table(t).Sanitize()] = t
+	}
 	reg, err := cfg.NewRegistry()
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrConfig, err)
@@ -242,6 +249,12 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.RecordDeliveryTimeout(dlq.DeliveryTimeout),
 		kgo.ProducerBatchMaxBytes(dlq.BatchMaxBytes), // a letter of any record the worker can fetch fits
 	}
+	if c.TopicsRegex != "" {
+		// Whole names, as Kafka's pattern subscription; never a
+		// dead-letter topic, which the pattern may match too.
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(c.TopicsPattern()),
+			kgo.ConsumeExcludeTopics(dlqPattern(c.DLQTopic)))
+	}
 	if c.GroupProtocol == GroupProtocolConsumer {
 		// The broker's "uniform" assignor, sticky like the balancer above,
 		// which franz-go keeps for a broker without KIP-848.
@@ -272,7 +285,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 
-	w.log.Info("consuming", "topics", w.cfg.Topics, "group", w.cfg.Group, "group_protocol", w.cfg.GroupProtocol,
+	w.log.Info("consuming", "topics", w.cfg.Topics, "topics_regex", w.cfg.TopicsRegex, "group", w.cfg.Group, "group_protocol", w.cfg.GroupProtocol,
 		"application_name", ApplicationName(w.cfg.Group, w.cfg.Member))
 	w.poll(ctx)
 

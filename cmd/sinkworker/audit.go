@@ -44,7 +44,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	acfg, err := auditConfig(cfg)
+	acfg, err := auditConfig(ctx, cfg)
 	var rows []audit.Row
 	if err == nil {
 		rows, err = audit.Audit(ctx, acfg)
@@ -89,8 +89,12 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 }
 
 // auditConfig is what the audit and offsets reset commands need of the
-// worker's settings.
-func auditConfig(cfg sink.Config) (audit.Config, error) {
+// worker's settings (the topics KAFKA_TOPICS_REGEX matches now, if set).
+func auditConfig(ctx context.Context, cfg sink.Config) (audit.Config, error) {
+	cfg, err := cfg.ResolveTopics(ctx)
+	if err != nil {
+		return audit.Config{}, err
+	}
 	kafka, err := cfg.ClientOpts()
 	if err != nil {
 		return audit.Config{}, err

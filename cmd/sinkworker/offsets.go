@@ -83,7 +83,7 @@ func runOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sinkworker: %v\n", err)
 		return 2
 	}
-	acfg, err := auditConfig(cfg)
+	acfg, err := auditConfig(ctx, cfg)
 	var (
 		plan     []audit.OffsetReset
 		kafkaErr error

@@ -14,6 +14,7 @@ import (
 	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/postgres"
 	"github.com/sinkworker/sinkworker/sink/redrive"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 const redriveUsage = `Usage: sinkworker redrive
@@ -42,7 +43,11 @@ func runRedrive(stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	res := redrive.Result{Failed: map[string]int{}}
-	kafka, err := cfg.ClientOpts()
+	cfg, err := cfg.ResolveTopics(ctx)
+	var kafka []kgo.Opt
+	if err == nil {
+		kafka, err = cfg.ClientOpts()
+	}
 	var registry *decode.Registry
 	if err == nil {
 		registry, err = cfg.NewRegistry()
