@@ -60,6 +60,8 @@ func TestDebeziumEnvelope(t *testing.T) {
 	assert.JSONEq(t, `{"id":1,"name":"a","bio":"long"}`, string(rows[0].Value))
 	assert.JSONEq(t, `{"id":1}`, string(rows[0].KeyObject))
 	assert.Empty(t, rows[0].Keep)
+	require.NotNil(t, rows[0].Shape, "the after image's schema: a table can be created from it")
+	assert.Equal(t, []string{"id", "name", "bio"}, columnNames(rows[0].Shape.Columns))
 
 	assert.Equal(t, OpWrite, rows[1].Op)
 	assert.JSONEq(t, `{"id":1,"name":"b"}`, string(rows[1].Value), "the placeholder is left out")

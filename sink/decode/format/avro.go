@@ -57,6 +57,10 @@ const (
 	avroTimestampMicros
 	avroTimestampNanos
 	avroDuration
+	avroDbzInt          // an int or long of a Debezium semantic type (dbz)
+	avroDbzJSON         // io.debezium.data.Json: a string holding JSON
+	avroBits            // io.debezium.data.Bits: bytes, size bits long
+	avroVarScaleDecimal // io.debezium.data.VariableScaleDecimal: fields scale, value
 )
 
 // avroNode is one schema type compiled for reading.
@@ -72,8 +76,9 @@ type avroNode struct {
 	// scalar is set when pgType is a scalar type: an array of it is an
 	// array column, not jsonb.
 	scalar bool
-	size   int // fixed size
-	scale  int // decimal scale
+	size   int // fixed size; Bits' length
+	scale  int // decimal scale; for a VariableScaleDecimal, 1 when its value field comes first
+	dbz    debeziumType
 	// symbols are an enum's symbols as JSON strings.
 	symbols [][]byte
 	items   *avroNode   // array items, map values
@@ -120,10 +125,44 @@ func CompileAvro(s Schema) (Decoder, error) {
 	if root.kind == avroRecord {
 		d.shape = &Shape{Columns: make([]Column, len(root.fields))}
 		for i, f := range root.fields {
-			d.shape.Columns[i] = Column{Name: f.name, Type: f.node.pgType, Nullable: f.node.nullable}
+			d.shape.Columns[i] = Column{Name: f.name, Type: f.node.pgType, Nullable: f.node.nullable,
+				Record: avroRecordShape(f.node, map[*avroNode]*Shape{})}
 		}
 	}
 	return d, nil
+}
+
+// avroRecordShape is the Shape of a record field (or a union of null and
+// a record), else nil; seen holds the Shapes made so far, so a recursive
+// record shares its own.
+func avroRecordShape(n *avroNode, seen map[*avroNode]*Shape) *Shape {
+	if n.kind == avroUnion && n.nullable {
+		var rec *avroNode
+		for _, b := range n.branches {
+			if b != nil {
+				if rec != nil {
+					return nil
+				}
+				rec = b
+			}
+		}
+		if rec == nil {
+			return nil
+		}
+		n = rec
+	}
+	if n.kind != avroRecord {
+		return nil
+	}
+	if s, ok := seen[n]; ok {
+		return s
+	}
+	s := &Shape{Columns: make([]Column, len(n.fields))}
+	seen[n] = s
+	for i, f := range n.fields {
+		s.Columns[i] = Column{Name: f.name, Type: f.node.pgType, Nullable: f.node.nullable, Record: avroRecordShape(f.node, seen)}
+	}
+	return s
 }
 
 // parseAvroRefs parses refs into cache depth first, each schema's own
@@ -196,8 +235,56 @@ func (c *avroCompiler) define(n *avro.SchemaNode, ns string) {
 	}
 }
 
-// compile compiles n, read in namespace ns.
+// compile compiles n, read in namespace ns. A type Kafka Connect's
+// AvroConverter wrote takes the Debezium semantic type its connect.name
+// gives, and the column type of the source column its
+// connect.parameters give.
 func (c *avroCompiler) compile(n *avro.SchemaNode, ns string) (*avroNode, error) {
+	nd, err := c.compileType(n, ns)
+	if err != nil {
+		return nil, err
+	}
+	switch n.Type {
+	case "null", "boolean", "int", "long", "float", "double", "bytes", "string", "array", "map":
+		// a new node, not a named type's shared one
+		if k, ok := debeziumTypes[avroProp(n.Props, "connect.name")]; ok {
+			setAvroDebezium(nd, k, n)
+		}
+		params, _ := n.Props["connect.parameters"].(map[string]any)
+		if src, ok := sourceParams(func(name string) string { return avroProp(params, name) }); ok {
+			nd.pgType = src.columnType(nd.pgType)
+		}
+	}
+	return nd, nil
+}
+
+// avroProp is the text of a custom attribute, "" when absent.
+func avroProp(props map[string]any, name string) string {
+	s, _ := props[name].(string)
+	return s
+}
+
+// setAvroDebezium gives nd, compiled from n, the Debezium semantic type
+// k when n's Avro type carries it; else nd stays as it is.
+func setAvroDebezium(nd *avroNode, k debeziumType, n *avro.SchemaNode) {
+	switch {
+	case k.isInt() && (nd.kind == avroInt && dbzBase[k] == ctInt32 || nd.kind == avroLong && dbzBase[k] == ctInt64):
+		nd.kind = avroDbzInt
+	case dbzBase[k] == ctString && nd.kind == avroString:
+		if k == dbzJSON {
+			nd.kind = avroDbzJSON
+		}
+	case k == dbzBits && nd.kind == avroBytes:
+		nd.kind = avroBits
+		params, _ := n.Props["connect.parameters"].(map[string]any)
+		nd.size, _ = strconv.Atoi(avroProp(params, "length"))
+	default:
+		return
+	}
+	nd.dbz, nd.pgType = k, k.pgType()
+}
+
+func (c *avroCompiler) compileType(n *avro.SchemaNode, ns string) (*avroNode, error) {
 	switch n.Type {
 	case "null":
 		return &avroNode{kind: avroNull, pgType: "jsonb", nullable: true, empty: true}, nil
@@ -264,6 +351,25 @@ func (c *avroCompiler) compile(n *avro.SchemaNode, ns string) (*avroNode, error)
 		return nd, nil
 	}
 	return c.compileNamed(def, ns)
+}
+
+// avroVarScaleDecimalFields makes nd a VariableScaleDecimal when n's
+// fields are scale (int) and value (bytes), in either order.
+func avroVarScaleDecimalFields(nd *avroNode, n *avro.SchemaNode) bool {
+	if len(n.Fields) != 2 {
+		return false
+	}
+	f0, f1 := &n.Fields[0], &n.Fields[1]
+	plain := func(t *avro.SchemaNode, typ string) bool { return t.Type == typ && t.LogicalType == "" }
+	switch {
+	case f0.Name == "scale" && plain(&f0.Type, "int") && f1.Name == "value" && plain(&f1.Type, "bytes"):
+	case f0.Name == "value" && plain(&f0.Type, "bytes") && f1.Name == "scale" && plain(&f1.Type, "int"):
+		nd.scale = 1
+	default:
+		return false
+	}
+	nd.kind, nd.pgType, nd.dbz, nd.scalar = avroVarScaleDecimal, "numeric", dbzVarScaleDecimal, true
+	return true
 }
 
 // numericType is a decimal's column type; numeric without a precision
@@ -348,6 +454,9 @@ func (c *avroCompiler) compileNamed(n *avro.SchemaNode, ns string) (*avroNode, e
 			nd.kind, nd.pgType = avroDuration, "interval"
 		}
 	default:
+		if avroProp(n.Props, "connect.name") == "io.debezium.data.VariableScaleDecimal" && avroVarScaleDecimalFields(nd, n) {
+			return nd, nil
+		}
 		nd.kind, nd.pgType, nd.empty = avroRecord, "jsonb", true
 		nd.fields = make([]avroField, len(n.Fields))
 		for i := range n.Fields {

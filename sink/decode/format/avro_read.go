@@ -205,6 +205,8 @@ func (r *avroReader) value(dst []byte, n *avroNode, depth int) ([]byte, error) {
 			t = time.Unix(0, v)
 		}
 		return AppendTimestamp(dst, t.UTC()), nil
+	case avroDbzInt, avroDbzJSON, avroBits, avroVarScaleDecimal:
+		return r.debezium(dst, n)
 	}
 	if depth >= avroMaxDepth {
 		return dst, Corrupt("avro body nests deeper than %d", avroMaxDepth)
@@ -235,6 +237,54 @@ func (r *avroReader) value(dst []byte, n *avroNode, depth int) ([]byte, error) {
 		return r.container(dst, n, depth)
 	}
 	return dst, fmt.Errorf("avro: node kind %d has no reader", n.kind)
+}
+
+// debezium appends a value of a Debezium semantic type.
+func (r *avroReader) debezium(dst []byte, n *avroNode) ([]byte, error) {
+	var err error
+	switch n.kind {
+	case avroDbzInt:
+		var v int64
+		if dbzBase[n.dbz] == ctInt32 {
+			v, err = r.int()
+		} else {
+			v, err = r.long()
+		}
+		if err != nil {
+			return dst, err
+		}
+		dst, err = appendDebeziumInt(dst, n.dbz, v)
+	case avroDbzJSON:
+		var b []byte
+		if b, err = r.bytes(); err != nil {
+			return dst, err
+		}
+		dst, err = appendJSONText(dst, b)
+	case avroBits:
+		var b []byte
+		if b, err = r.bytes(); err != nil {
+			return dst, err
+		}
+		dst, err = appendBits(dst, b, n.size)
+	default: // avroVarScaleDecimal
+		var scale int64
+		var value []byte
+		if n.scale == 1 {
+			if value, err = r.bytes(); err == nil {
+				scale, err = r.int()
+			}
+		} else if scale, err = r.int(); err == nil {
+			value, err = r.bytes()
+		}
+		if err != nil {
+			return dst, err
+		}
+		dst, err = appendVarScaleDecimal(dst, value, scale)
+	}
+	if err != nil {
+		return dst, Corrupt("avro body: %v", err)
+	}
+	return dst, nil
 }
 
 // timeOfDay appends a time-millis or time-micros value, which must lie

@@ -116,6 +116,8 @@ func TestAvroTypes(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, `{"v":`+tc.json+`}`, got)
 			assert.True(t, json.Valid([]byte(got)), got)
+			require.Len(t, shape.Columns, 1)
+			shape.Columns[0].Record = nil // TestAvroRecordShape checks it
 			assert.Equal(t, &Shape{Columns: []Column{{Name: "v", Type: tc.column, Nullable: tc.nullable}}}, shape)
 		})
 	}
@@ -177,10 +179,15 @@ func TestAvroReferences(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, `{"home":{"city":"Lisboa","country":"PT"},"work":{"city":"Delft","country":"NL"},`+
 		`"friend":{"home":{"city":"Porto","country":"PT"},"work":null,"friend":null}}`, got)
+	addrShape := &Shape{Columns: []Column{{Name: "city", Type: "text"}, {Name: "country", Type: "text"}}}
+	require.Len(t, shape.Columns, 3)
+	person := shape.Columns[2].Record
+	require.NotNil(t, person)
+	assert.Same(t, person, person.Columns[2].Record, "a recursive record shares its Shape")
 	assert.Equal(t, []Column{
-		{Name: "home", Type: "jsonb"},
-		{Name: "work", Type: "jsonb", Nullable: true},
-		{Name: "friend", Type: "jsonb", Nullable: true},
+		{Name: "home", Type: "jsonb", Record: addrShape},
+		{Name: "work", Type: "jsonb", Nullable: true, Record: addrShape},
+		{Name: "friend", Type: "jsonb", Nullable: true, Record: person},
 	}, shape.Columns)
 
 	_, err = CompileAvro(Schema{Text: root})

@@ -59,6 +59,7 @@ const (
 	lgDate
 	lgTime
 	lgTimestamp
+	lgDebezium // a Debezium semantic type: see dbz
 )
 
 // connectSchema is one compiled Connect schema node.
@@ -67,6 +68,9 @@ type connectSchema struct {
 	logical   connectLogical
 	scale     int // Decimal's scale
 	precision int // Decimal's connect.decimal.precision, 0 when not given
+	dbz       debeziumType
+	bits      int    // Bits' length parameter
+	srcType   string // the column type Debezium's source column type gives, "" for none
 	optional  bool
 	def       []byte // the default as output JSON; nil when none
 	fields    []connectField
@@ -315,6 +319,12 @@ func compileConnect(r *rawConnectSchema, at string) (*connectSchema, error) {
 }
 
 func (s *connectSchema) setLogical(r *rawConnectSchema, at string) error {
+	if src, ok := sourceParams(func(name string) string { return cjStringParam(r.Parameters[name]) }); ok {
+		defer func() { s.srcType = src.columnType(connectColumnType(s)) }()
+	}
+	if k, ok := debeziumTypes[r.Name]; ok {
+		return s.setDebezium(r, k, at)
+	}
 	want := ctInt32
 	switch r.Name {
 	case connectDecimal:
@@ -340,6 +350,35 @@ func (s *connectSchema) setLogical(r *rawConnectSchema, at string) error {
 	return nil
 }
 
+// setDebezium sets the Debezium semantic type k, which must be on its
+// Connect type.
+func (s *connectSchema) setDebezium(r *rawConnectSchema, k debeziumType, at string) error {
+	if s.typ != dbzBase[k] {
+		return Invalid("Connect schema%s: %s on type %q", cjWhere(at), r.Name, r.Type)
+	}
+	if k == dbzVarScaleDecimal {
+		i, iok := s.index["scale"]
+		v, vok := s.index["value"]
+		if !iok || !vok || len(s.fields) != 2 || s.fields[i].schema.typ != ctInt32 || s.fields[v].schema.typ != ctBytes {
+			return Invalid("Connect schema%s: %s is not a struct of scale (int32) and value (bytes)", cjWhere(at), r.Name)
+		}
+	}
+	if k == dbzBits {
+		s.bits, _ = cjIntParam(r.Parameters["length"])
+	}
+	s.logical, s.dbz = lgDebezium, k
+	return nil
+}
+
+// cjStringParam reads a Connect parameter's text, "" when absent.
+func cjStringParam(raw json.RawMessage) string {
+	var v string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &v) == nil {
+		return v
+	}
+	return ""
+}
+
 // cjIntParam reads a Connect parameter (a string; a number is taken too).
 func cjIntParam(raw json.RawMessage) (int, bool) {
 	var v json.Number
@@ -363,20 +402,27 @@ func cjWhere(at string) string {
 	return " at " + at
 }
 
-// connectShape is the table of a struct schema, nil for others.
+// connectShape is the table of a struct schema, nil for others; a struct
+// field's column carries its own (a Debezium event's after image).
 func connectShape(s *connectSchema) *Shape {
-	if s.typ != ctStruct {
+	if s.typ != ctStruct || s.logical != lgNone {
 		return nil
 	}
 	shape := &Shape{Columns: make([]Column, 0, len(s.fields))}
 	for _, f := range s.fields {
-		shape.Columns = append(shape.Columns, Column{Name: f.name, Type: connectColumnType(f.schema), Nullable: f.schema.optional})
+		shape.Columns = append(shape.Columns, Column{Name: f.name, Type: connectColumnType(f.schema), Nullable: f.schema.optional,
+			Record: connectShape(f.schema)})
 	}
 	return shape
 }
 
 func connectColumnType(s *connectSchema) string {
+	if s.srcType != "" {
+		return s.srcType
+	}
 	switch s.logical {
+	case lgDebezium:
+		return s.dbz.pgType()
 	case lgDecimal:
 		if s.precision >= 1 && s.precision <= 1000 && s.scale >= 0 && s.scale <= s.precision {
 			return fmt.Sprintf("numeric(%d,%d)", s.precision, s.scale)

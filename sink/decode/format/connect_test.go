@@ -188,12 +188,12 @@ func TestConnectJSONShape(t *testing.T) {
 		{"field":"m","type":"map","keys":{"type":"string"},"values":{"type":"string"}},
 		{"field":"sub","type":"struct","fields":[]}]}`
 	want := []Column{
-		{"id", "bigint", false}, {"i8", "smallint", true}, {"i16", "smallint", false},
-		{"i32", "integer", false}, {"f32", "real", false}, {"f64", "double precision", false},
-		{"ok", "boolean", false}, {"s", "text", true}, {"raw", "bytea", false},
-		{"price", "numeric(10,2)", false}, {"amount", "numeric", false}, {"day", "date", false},
-		{"at", "time", false}, {"ts", "timestamptz", true}, {"tags", "text[]", false},
-		{"days", "date[]", false}, {"grid", "jsonb", false}, {"m", "jsonb", false}, {"sub", "jsonb", false},
+		{Name: "id", Type: "bigint", Nullable: false}, {Name: "i8", Type: "smallint", Nullable: true}, {Name: "i16", Type: "smallint", Nullable: false},
+		{Name: "i32", Type: "integer", Nullable: false}, {Name: "f32", Type: "real", Nullable: false}, {Name: "f64", Type: "double precision", Nullable: false},
+		{Name: "ok", Type: "boolean", Nullable: false}, {Name: "s", Type: "text", Nullable: true}, {Name: "raw", Type: "bytea", Nullable: false},
+		{Name: "price", Type: "numeric(10,2)", Nullable: false}, {Name: "amount", Type: "numeric", Nullable: false}, {Name: "day", Type: "date", Nullable: false},
+		{Name: "at", Type: "time", Nullable: false}, {Name: "ts", Type: "timestamptz", Nullable: true}, {Name: "tags", Type: "text[]", Nullable: false},
+		{Name: "days", Type: "date[]", Nullable: false}, {Name: "grid", Type: "jsonb", Nullable: false}, {Name: "m", Type: "jsonb", Nullable: false}, {Name: "sub", Type: "jsonb", Nullable: false, Record: &Shape{Columns: []Column{}}},
 	}
 	d := NewConnectJSON()
 	_, s1, err := d.AppendJSON(nil, cjEnvelope(schema, `null`))

@@ -24,6 +24,8 @@ func (s *connectSchema) appendValue(dst []byte, sc *cjScanner) ([]byte, error) {
 		return s.appendDecimal(dst, sc)
 	case lgDate, lgTime, lgTimestamp:
 		return s.appendTemporal(dst, sc)
+	case lgDebezium:
+		return s.appendDebezium(dst, sc)
 	}
 	switch s.typ {
 	case ctInt8, ctInt16, ctInt32, ctInt64:
@@ -183,6 +185,102 @@ func (s *connectSchema) appendTemporal(dst []byte, sc *cjScanner) ([]byte, error
 		return dst, cjMismatchf("Timestamp outside years 1-9999")
 	}
 	return AppendTimestamp(dst, t), nil
+}
+
+// appendDebezium converts a value of a Debezium semantic type; the text
+// ones other than Json are written as their strings are.
+func (s *connectSchema) appendDebezium(dst []byte, sc *cjScanner) ([]byte, error) {
+	var err error
+	switch k := s.dbz; {
+	case k.isInt():
+		var v int64
+		if v, err = s.integer(sc); err == nil {
+			dst, err = appendDebeziumInt(dst, k, v)
+		}
+	case k == dbzJSON:
+		raw, esc, ok := sc.str()
+		if !ok {
+			return dst, cjMismatchf("want a string")
+		}
+		if esc {
+			raw = []byte(cjUnquote(raw))
+		}
+		dst, err = appendJSONText(dst, raw)
+	case k == dbzBits:
+		var buf [32]byte
+		var b []byte
+		if b, err = sc.base64(buf[:0]); err == nil {
+			dst, err = appendBits(dst, b, s.bits)
+		}
+	case k == dbzVarScaleDecimal:
+		return s.appendVarScaleDecimal(dst, sc)
+	default:
+		s := connectSchema{typ: ctString}
+		return s.appendValue(dst, sc)
+	}
+	if err != nil {
+		if _, ok := err.(*cjMismatch); !ok {
+			err = cjMismatchf("%v", err)
+		}
+	}
+	return dst, err
+}
+
+// appendVarScaleDecimal converts a VariableScaleDecimal struct
+// ({"scale": 2, "value": base64}) to its exact number.
+func (s *connectSchema) appendVarScaleDecimal(dst []byte, sc *cjScanner) ([]byte, error) {
+	if sc.peek() != '{' {
+		return dst, cjMismatchf("want an object (struct)")
+	}
+	sc.i++
+	var buf [32]byte
+	var value []byte
+	scale, seen := int64(0), 0
+	for {
+		sc.ws()
+		if sc.peek() == '}' {
+			sc.i++
+			break
+		}
+		key, esc, ok := sc.str()
+		if !ok {
+			return dst, cjMismatchf("want an object (struct)")
+		}
+		sc.ws()
+		sc.i++ // ':'
+		sc.ws()
+		name := string(key)
+		if esc {
+			name = cjUnquote(key)
+		}
+		var err error
+		switch {
+		case name == "scale" && sc.peek() != 'n':
+			scale, err = s.fields[s.index["scale"]].schema.integer(sc)
+			seen |= 1
+		case name == "value" && sc.peek() != 'n':
+			value, err = sc.base64(buf[:0])
+			seen |= 2
+		default:
+			if !sc.skip() {
+				return dst, cjMismatchf("want an object (struct)")
+			}
+		}
+		if err != nil {
+			return dst, cjWithin(err, name)
+		}
+		if !sc.next() {
+			return dst, cjMismatchf("want an object (struct)")
+		}
+	}
+	if seen != 3 {
+		return dst, cjMismatchf("VariableScaleDecimal without scale or value")
+	}
+	dst, err := appendVarScaleDecimal(dst, value, scale)
+	if err != nil {
+		return dst, cjMismatchf("%v", err)
+	}
+	return dst, nil
 }
 
 func (s *connectSchema) appendArray(dst []byte, sc *cjScanner) ([]byte, error) {

@@ -40,21 +40,21 @@ func TestJSONSchemaShape(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, shape)
 	assert.Equal(t, []Column{
-		{"zeta", "bigint", false},
-		{"alpha", "timestamptz", true},
-		{"price", "numeric", false},
-		{"ok", "boolean", false},
-		{"day", "date", true},
-		{"at", "time", true},
-		{"id", "uuid", true},
-		{"name", "text", true},
-		{"tags", "text[]", true},
-		{"nums", "bigint[]", true},
-		{"grid", "jsonb", true},
-		{"addr", "jsonb", false},
-		{"either", "jsonb", true},
-		{"maybe", "uuid", true},
-		{"anything", "jsonb", true},
+		{Name: "zeta", Type: "bigint", Nullable: false},
+		{Name: "alpha", Type: "timestamptz", Nullable: true},
+		{Name: "price", Type: "numeric", Nullable: false},
+		{Name: "ok", Type: "boolean", Nullable: false},
+		{Name: "day", Type: "date", Nullable: true},
+		{Name: "at", Type: "time", Nullable: true},
+		{Name: "id", Type: "uuid", Nullable: true},
+		{Name: "name", Type: "text", Nullable: true},
+		{Name: "tags", Type: "text[]", Nullable: true},
+		{Name: "nums", Type: "bigint[]", Nullable: true},
+		{Name: "grid", Type: "jsonb", Nullable: true},
+		{Name: "addr", Type: "jsonb", Nullable: false},
+		{Name: "either", Type: "jsonb", Nullable: true},
+		{Name: "maybe", Type: "uuid", Nullable: true},
+		{Name: "anything", Type: "jsonb", Nullable: true},
 	}, shape.Columns)
 	_, again, err := d.AppendJSON(nil, []byte(`{"zeta":2,"alpha":null,"price":1,"ok":false,"addr":{},"anything":1}`))
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestJSONSchemaShapeRootRef(t *testing.T) {
 	_, shape, err := d.AppendJSON(nil, []byte(`{"b":1}`))
 	require.NoError(t, err)
 	require.NotNil(t, shape)
-	assert.Equal(t, []Column{{"b", "bigint", false}, {"a", "text", true}}, shape.Columns)
+	assert.Equal(t, []Column{{Name: "b", Type: "bigint", Nullable: false}, {Name: "a", Type: "text", Nullable: true}}, shape.Columns)
 }
 
 func TestJSONSchemaNoShape(t *testing.T) {
@@ -151,7 +151,7 @@ func TestJSONSchemaReferences(t *testing.T) {
 			require.NoError(t, err)
 			_, shape, err := d.AppendJSON(nil, []byte(`{"home":{"zip":"12345"}}`))
 			require.NoError(t, err)
-			assert.Equal(t, []Column{{"home", "jsonb", true}}, shape.Columns)
+			assert.Equal(t, []Column{{Name: "home", Type: "jsonb", Nullable: true}}, shape.Columns)
 			_, _, err = d.AppendJSON(nil, []byte(`{"home":{"zip":"1234x"}}`))
 			assert.ErrorIs(t, err, ErrSchema)
 			_, _, err = d.AppendJSON(nil, []byte(`{"home":{}}`))

@@ -310,18 +310,18 @@ func TestProtobufShape(t *testing.T) {
 	_, shape, err := d.AppendJSON(nil, pbBody(t, pbNew(t, d, "All"), 0))
 	require.NoError(t, err)
 	want := []Column{
-		{"i32", "integer", false}, {"s32", "integer", false}, {"sf32", "integer", false},
-		{"i64", "bigint", false}, {"s64", "bigint", false}, {"sf64", "bigint", false},
-		{"u32", "bigint", false}, {"f32", "bigint", false},
-		{"u64", "numeric(20,0)", false}, {"f64", "numeric(20,0)", false},
-		{"fl", "real", false}, {"db", "double precision", false}, {"b", "boolean", false},
-		{"s", "text", false}, {"by", "bytea", false}, {"color", "text", false},
-		{"ts", "timestamptz", true}, {"dur", "interval", true},
-		{"note", "text", true}, {"count", "bigint", true}, {"opt", "integer", true},
-		{"tags", "text[]", false}, {"nums", "bigint[]", false}, {"inners", "jsonb", false},
-		{"counts", "jsonb", false}, {"inner", "jsonb", true},
-		{"text", "text", true}, {"sub", "jsonb", true}, {"price", "jsonb", true},
-		{"colors", "text[]", false}, {"big", "numeric(20,0)", true}, {"blob", "bytea", true},
+		{Name: "i32", Type: "integer", Nullable: false}, {Name: "s32", Type: "integer", Nullable: false}, {Name: "sf32", Type: "integer", Nullable: false},
+		{Name: "i64", Type: "bigint", Nullable: false}, {Name: "s64", Type: "bigint", Nullable: false}, {Name: "sf64", Type: "bigint", Nullable: false},
+		{Name: "u32", Type: "bigint", Nullable: false}, {Name: "f32", Type: "bigint", Nullable: false},
+		{Name: "u64", Type: "numeric(20,0)", Nullable: false}, {Name: "f64", Type: "numeric(20,0)", Nullable: false},
+		{Name: "fl", Type: "real", Nullable: false}, {Name: "db", Type: "double precision", Nullable: false}, {Name: "b", Type: "boolean", Nullable: false},
+		{Name: "s", Type: "text", Nullable: false}, {Name: "by", Type: "bytea", Nullable: false}, {Name: "color", Type: "text", Nullable: false},
+		{Name: "ts", Type: "timestamptz", Nullable: true}, {Name: "dur", Type: "interval", Nullable: true},
+		{Name: "note", Type: "text", Nullable: true}, {Name: "count", Type: "bigint", Nullable: true}, {Name: "opt", Type: "integer", Nullable: true},
+		{Name: "tags", Type: "text[]", Nullable: false}, {Name: "nums", Type: "bigint[]", Nullable: false}, {Name: "inners", Type: "jsonb", Nullable: false},
+		{Name: "counts", Type: "jsonb", Nullable: false}, {Name: "inner", Type: "jsonb", Nullable: true},
+		{Name: "text", Type: "text", Nullable: true}, {Name: "sub", Type: "jsonb", Nullable: true}, {Name: "price", Type: "jsonb", Nullable: true},
+		{Name: "colors", Type: "text[]", Nullable: false}, {Name: "big", Type: "numeric(20,0)", Nullable: true}, {Name: "blob", Type: "bytea", Nullable: true},
 	}
 	require.NotNil(t, shape)
 	assert.Equal(t, want, shape.Columns)
@@ -476,7 +476,7 @@ message M { required int64 id = 1; optional string name = 2; optional int32 n = 
 	out, shape, err := d.AppendJSON(nil, pbBody(t, m, 0))
 	require.NoError(t, err)
 	assert.Equal(t, `{"id":1,"name":null,"n":null}`, string(out))
-	assert.Equal(t, []Column{{"id", "bigint", false}, {"name", "text", true}, {"n", "integer", true}}, shape.Columns)
+	assert.Equal(t, []Column{{Name: "id", Type: "bigint", Nullable: false}, {Name: "name", Type: "text", Nullable: true}, {Name: "n", Type: "integer", Nullable: true}}, shape.Columns)
 
 	// A missing required field is a body the schema cannot read.
 	_, _, err = d.AppendJSON(nil, []byte{0})
@@ -761,8 +761,8 @@ func TestProtobufPythonDescriptor(t *testing.T) {
 		`"day":"2026-01-02","tags":["t1","x"],"note":"n1"}`, string(out))
 	require.NotNil(t, shape)
 	assert.Equal(t, []Column{
-		{"id", "bigint", false}, {"name", "text", false}, {"amount", "text", false},
-		{"created", "timestamptz", true}, {"day", "text", false}, {"tags", "text[]", false},
-		{"note", "text", true},
+		{Name: "id", Type: "bigint", Nullable: false}, {Name: "name", Type: "text", Nullable: false}, {Name: "amount", Type: "text", Nullable: false},
+		{Name: "created", Type: "timestamptz", Nullable: true}, {Name: "day", Type: "text", Nullable: false}, {Name: "tags", Type: "text[]", Nullable: false},
+		{Name: "note", Type: "text", Nullable: true},
 	}, shape.Columns)
 }
