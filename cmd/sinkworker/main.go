@@ -33,6 +33,8 @@ Usage:
   sinkworker offsets reset --topic T [--partition N] --to earliest|latest|OFFSET [--execute]
                        move the database's offsets deliberately (dry run without --execute)
   sinkworker redrive   re-sink dead-lettered records once their cause is fixed
+  sinkworker reconcile --source-table T --key COLS [--target-table T] [--source URL] [--target URL]
+                       say whether two tables hold the same rows (exit 0 equal, 1 different)
   sinkworker version   print the version
   sinkworker <command> -h
 
@@ -69,6 +71,8 @@ func run(args []string, stderr io.Writer) int {
 		return runAudit(args, os.Stdout, stderr)
 	case "offsets":
 		return runOffsets(args, os.Stdout, stderr)
+	case "reconcile":
+		return runReconcile(args, os.Getenv, os.Stdout, stderr)
 	case "redrive":
 		fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 		fs.SetOutput(stderr)

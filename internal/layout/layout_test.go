@@ -78,8 +78,9 @@ func TestImportRules(t *testing.T) {
 		"sink/dlq":           {"sink/decode", "sink/decode/format"},
 		"sink/postgres":      {"sink/decode", "sink/decode/format", "batch"}, // never pool, sink, dlq or observe
 		// The commands: built from the stages, never from sink.
-		"sink/audit":   {"sink/postgres", "sink/decode", "sink/decode/format", "batch"},
-		"sink/redrive": {"sink/postgres", "sink/decode", "sink/decode/format", "batch", "sink/dlq", "pool"},
+		"sink/audit":     {"sink/postgres", "sink/decode", "sink/decode/format", "batch"},
+		"sink/redrive":   {"sink/postgres", "sink/decode", "sink/decode/format", "batch", "sink/dlq", "pool"},
+		"sink/reconcile": {}, // compares two tables over pgx alone
 	}
 	for name, may := range allowed {
 		p, ok := pkgs[name]
