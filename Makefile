@@ -3,15 +3,15 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: test unit lint lint-size services-up services-down bench-drain bench bench-smoke chaos-full build
+.PHONY: test unit lint lint-size services-up services-down cdc-up bench-drain bench bench-smoke chaos-full build
 
 build:
 	go build -o bin/sinkworker ./cmd/sinkworker
 
 # The README's test command. -p 1: some end-to-end tests stop PostgreSQL or the broker,
 # which other packages' tests must not see.
-test: services-up
-	eval "$$(scripts/services env)" && go test -race -count=1 -p 1 -timeout 25m ./...
+test: services-up cdc-up
+	eval "$$(scripts/services env)" && eval "$$(scripts/cdc env)" && go test -race -count=1 -p 1 -timeout 25m ./...
 
 # Fast tests only: the packages that need no service.
 unit:
@@ -31,6 +31,11 @@ services-up:
 
 services-down:
 	scripts/services down
+
+# The change data capture pipeline the replication tests use: a source PostgreSQL with
+# wal_level=logical and Kafka Connect with Debezium's PostgreSQL connector (scripts/cdc).
+cdc-up: services-up
+	scripts/cdc up
 
 # The suite's drain scenario alone: 1,000,000 pre-produced records at 8 partitions, one worker
 # with its defaults vs the database-only ceiling, start-up left out; bench/results/<date>-drain.md.
