@@ -91,3 +91,40 @@ func TestWriterDebeziumChanges(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{`{"id": 1, "bio": "long", "name": "b"}`}, rows(`SELECT value::text FROM `+jsonbTable.Sanitize()))
 }
+
+// TestRedriveTypedRows: redrive writes a letter as the worker decoded it
+// (the key and value in their formats, not the record's bytes), keeps the
+// fields of a TOAST placeholder, and never replays a truncate.
+func TestRedriveTypedRows(t *testing.T) {
+	db := testPool(t)
+	table := pgx.Identifier{"dbz_redrive_" + testenv.Suffix()}
+	dropTablesAtCleanup(t, db, table)
+	c := testConfig(t, decode.ModeUpsert, "sink_offsets", map[string]string{table[0]: table[0]}, table[0])
+	require.NoError(t, EnsureTables(t.Context(), db, c))
+	_, err := db.Exec(t.Context(), `INSERT INTO `+table.Sanitize()+` (key, value, kafka_partition, kafka_offset) VALUES ('1', '{"id":1,"bio":"long"}', 0, 0),
+		('2', '{"id":2}', 0, 0)`)
+	require.NoError(t, err)
+	conn, err := db.Acquire(t.Context())
+	require.NoError(t, err)
+	defer conn.Release()
+	r := NewRedriver(c, nil)
+	avro := []byte{0, 0, 0, 0, 7, 2, 4} // the record's own bytes: never written as they are
+	rows := changeRows(table[0], 5,
+		change{decode.OpWrite, "1", `{"id":1,"name":"b"}`, []string{"bio"}},
+		change{op: decode.OpTruncate})
+	rows[0].Record.Value = avro
+	landed, bad, err := r.Apply(t.Context(), conn, nil, rows[0])
+	require.NoError(t, err)
+	require.Nil(t, bad)
+	assert.True(t, landed)
+	landed, bad, err = r.Apply(t.Context(), conn, nil, rows[1])
+	require.NoError(t, err)
+	require.Nil(t, bad)
+	assert.False(t, landed, "a truncate is not replayed")
+	var got []string
+	q, err := db.Query(t.Context(), `SELECT key || ' ' || value::text FROM `+table.Sanitize()+` ORDER BY key`)
+	require.NoError(t, err)
+	got, err = pgx.CollectRows(q, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{`1 {"id": 1, "bio": "long", "name": "b"}`, `2 {"id": 2}`}, got)
+}

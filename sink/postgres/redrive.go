@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sinkworker/sinkworker/sink/decode"
 )
@@ -51,13 +50,15 @@ type Conn interface {
 // SINK_MAPPING=columns, else nil. A rejection of the record by the database
 // is returned as bad; any other error as err.
 func (d *Redriver) Apply(ctx context.Context, conn Conn, cols *Columns, row decode.Row) (landed bool, bad *decode.Rejection, err error) {
-	if row.Op == decode.OpSkip {
-		return false, nil, nil // the worker skips such tombstones too
+	if row.Op == decode.OpSkip || row.Op == decode.OpTruncate {
+		// The worker skips such records too; a truncate is never replayed
+		// from a dead-letter topic over rows written since.
+		return false, nil, nil
 	}
 	src := row.Record
 	var tag pgconn.CommandTag
 	if cols == nil {
-		sql, args := d.jsonbStatement(src)
+		sql, args := d.jsonbStatement(row)
 		tag, err = conn.Exec(ctx, sql, args...)
 	} else {
 		tag, err = d.columnsExec(ctx, conn, cols, row)
@@ -72,25 +73,32 @@ func (d *Redriver) Apply(ctx context.Context, conn Conn, cols *Columns, row deco
 	return tag.RowsAffected() > 0, nil, nil
 }
 
-// jsonbStatement is the SINK_MAPPING=jsonb statement for src.
-func (d *Redriver) jsonbStatement(src *kgo.Record) (string, []any) {
+// jsonbStatement is the SINK_MAPPING=jsonb statement for row, decoded
+// as the worker decodes it (its key and value in their formats).
+func (d *Redriver) jsonbStatement(row decode.Row) (string, []any) {
+	src := row.Record
 	table := d.cfg.Table(src.Topic).Sanitize()
+	value := "::text::" + d.cfg.valueType()
 	switch {
 	case d.cfg.Mode == decode.ModeInsert:
 		return `INSERT INTO ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp)
-SELECT $1::text, $2::int, $3::int8, $4::text, $5::text::jsonb, $6::timestamptz
+SELECT $1::text, $2::int, $3::int8, $4::text, $5` + value + `, $6::timestamptz
 WHERE NOT EXISTS (SELECT FROM ` + table + ` WHERE kafka_topic = $1 AND kafka_partition = $2 AND kafka_offset = $3)`,
-			[]any{src.Topic, src.Partition, src.Offset, nullText(src.Key), nullText(src.Value), src.Timestamp}
-	case src.Value == nil:
+			[]any{src.Topic, src.Partition, src.Offset, nullText(row.KeyText), nullText(row.Value), src.Timestamp}
+	case row.Op == decode.OpDelete:
 		return `DELETE FROM ` + table + ` AS t WHERE t.key = $1 AND t.kafka_partition = $2 AND t.kafka_offset < $3`,
-			[]any{string(src.Key), src.Partition, src.Offset}
+			[]any{string(row.KeyText), src.Partition, src.Offset}
+	}
+	set := "EXCLUDED.value"
+	if len(row.Keep) > 0 { // Debezium's TOAST placeholders: the stored fields stay
+		set = "t.value || EXCLUDED.value"
 	}
 	return `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
-VALUES ($1, $2::text::jsonb, $3, $4, $5, now())
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
+VALUES ($1, $2` + value + `, $3, $4, $5, now())
+ON CONFLICT (key) DO UPDATE SET value = ` + set + `, kafka_partition = EXCLUDED.kafka_partition,
 	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at
 WHERE ` + fmt.Sprintf(olderRow, "EXCLUDED"),
-		[]any{string(src.Key), string(src.Value), src.Partition, src.Offset, src.Timestamp}
+		[]any{string(row.KeyText), string(row.Value), src.Partition, src.Offset, src.Timestamp}
 }
 
 // columnsExec runs the SINK_MAPPING=columns statement for src. A table
