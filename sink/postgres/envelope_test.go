@@ -70,7 +70,17 @@ func TestWriterDebeziumChanges(t *testing.T) {
 	assert.Equal(t, []string{"1 b long", "2 z -"}, rows(`SELECT id || ' ' || name || ' ' || coalesce(bio, '-') FROM `+colsTable.Sanitize()+` ORDER BY id`),
 		"the kept column stays, a null sent is written")
 
-	res, err = w.Write(t.Context(), db, changeRows(colsTable[0], 4,
+	// In one batch: an insert, then an update whose TOASTed column Debezium
+	// did not send: the update's row takes the column from the insert,
+	// which de-duplication drops.
+	_, err = w.Write(t.Context(), db, changeRows(colsTable[0], 100,
+		change{decode.OpWrite, "5", `{"id":5,"name":"n","bio":"fresh"}`, nil},
+		change{decode.OpWrite, "5", `{"id":5,"name":"m"}`, []string{"bio"}}), nil, noDeadLetters(t))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"5 m fresh"}, rows(`SELECT id || ' ' || name || ' ' || coalesce(bio, '-') FROM `+colsTable.Sanitize()+` WHERE id = 5`),
+		"the kept column holds the batch's earlier value, not NULL")
+
+	res, err = w.Write(t.Context(), db, changeRows(colsTable[0], 104,
 		change{decode.OpWrite, "3", `{"id":3,"name":"before"}`, nil},
 		change{op: decode.OpTruncate},
 		change{decode.OpWrite, "4", `{"id":4,"name":"after"}`, nil}), nil, noDeadLetters(t))

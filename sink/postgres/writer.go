@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -374,6 +375,7 @@ func collapse(rows []decode.Row, res *Result) []decode.Row {
 		}
 		live = append(live, r)
 	}
+	fillKept(live)
 	upserts, deletes := batch.DedupeBy(live,
 		func(r decode.Row) string { return r.Key },
 		func(r decode.Row) bool { return r.Op == decode.OpDelete })
@@ -395,4 +397,35 @@ func earlierOfSameKeys(pending []decode.Row, rejected []rejectedRow) []decode.Ro
 		}
 	}
 	return out
+}
+
+// fillKept gives each write that keeps columns (Row.Keep: Debezium's TOAST
+// placeholders) the values of those columns from the latest earlier write
+// of its key in rows, which de-duplication drops: the columns then hold
+// what the source holds, not what the table held before the batch.
+func fillKept(rows []decode.Row) {
+	if !slices.ContainsFunc(rows, func(r decode.Row) bool { return len(r.Keep) > 0 }) {
+		return
+	}
+	last := make(map[string]int, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		if j, ok := last[r.Key]; ok && len(r.Keep) > 0 && r.Op == decode.OpWrite && rows[j].Op == decode.OpWrite {
+			var prev, cur map[string]json.RawMessage
+			if json.Unmarshal(rows[j].Value, &prev) == nil && json.Unmarshal(r.Value, &cur) == nil {
+				var keep []string
+				for _, c := range r.Keep {
+					if v, ok := prev[c]; ok && !slices.Contains(rows[j].Keep, c) {
+						cur[c] = v
+					} else {
+						keep = append(keep, c)
+					}
+				}
+				if v, err := json.Marshal(cur); err == nil {
+					r.Value, r.Keep = v, keep
+				}
+			}
+		}
+		last[r.Key] = i
+	}
 }
