@@ -6,7 +6,8 @@
 // sink (defaults and tuned), the memory check, the drain of one worker
 // against the ceiling with start-up left out, the rebalance pause
 // (classic vs consumer group protocol) and the same records as JSON and
-// as Avro into a typed table (formats), and writes
+// as Avro into a typed table (formats), the physical limit (COPY,
+// unnest, MERGE straight into PostgreSQL: limit), and writes
 // bench/results/<date>-<name>.md, .csv and .png.
 //
 //	scripts/services up && eval "$(scripts/services env)"
@@ -60,6 +61,7 @@ type options struct {
 	drainParts    int
 	reb           rebalanceOptions
 	formats       formatsOptions
+	limit         limitOptions
 }
 
 type bench struct {
@@ -111,11 +113,12 @@ func run() int {
 	fs.BoolVar(&mem10m, "memory-10m", false, "add 10,000,000 records to the memory scenario (minutes)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one measurement after this long")
 	fs.IntVar(&o.retries, "retries", 3, "attempts per measurement (a failed or disturbed one is measured again)")
-	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance,formats", "scenarios to run (comma-separated)")
+	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance,formats,limit", "scenarios to run (comma-separated)")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for every worker (repeatable), e.g. -env SINK_MODE=insert; not the settings the harness sets per run")
 	fs.IntVar(&o.drainParts, "drain-partitions", 8, "partitions of the drain scenario's topic")
 	o.reb.flags(fs)
 	o.formats.flags(fs)
+	o.limit.flags(fs)
 	fs.BoolVar(&o.keep, "keep", false, "keep topics, tables, groups")
 	fs.StringVar(&o.name, "name", "suite", "result file name: bench/results/<date>-<name>.md")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; -smoke: a temp dir)")
@@ -160,6 +163,9 @@ func run() int {
 	}
 	if err := o.formats.validate(); err != nil {
 		bad = append(bad, err.Error())
+	}
+	if err := o.limit.validate(); err != nil {
+		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if o.drainParts < 1 {
 		bad = append(bad, "-drain-partitions must be at least 1")
@@ -294,7 +300,7 @@ func suite(ctx context.Context, o options) error {
 		}
 	}
 	for _, P := range o.partitions {
-		need(P, "ceiling", "sweep", "naive")
+		need(P, "ceiling", "sweep", "naive", "limit")
 	}
 	if o.debezium {
 		need(o.dbzParts, "debezium")

@@ -40,6 +40,7 @@ type report struct {
 	drain     *drainResult
 	rebalance *rebalanceResult
 	formats   *formatsResult
+	limit     *limitResult
 	phases    []string
 	noise     []string
 	failures  []string
@@ -156,6 +157,11 @@ func (r *report) markdown(base string) string {
 		w("### 8. Formats: the same records as JSON and as Avro into a typed table")
 		w("")
 		r.formats.markdown(w)
+	}
+	if o.scenarios["limit"] && r.limit != nil {
+		w("### 9. Limit: the fastest way PostgreSQL takes the rows (COPY, unnest, MERGE)")
+		w("")
+		r.limit.markdown(w, o.partitions)
 	}
 	r.tail(w)
 	return b.String()
@@ -309,6 +315,9 @@ func (r *report) summary() []string {
 	}
 	if r.formats != nil {
 		out = append(out, r.formats.summary())
+	}
+	if r.limit != nil {
+		out = append(out, r.limit.summary(r.o.partitions)...)
 	}
 	// sink / ceiling, for every partition count, the default settings.
 	for _, P := range r.o.partitions {

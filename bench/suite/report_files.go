@@ -42,6 +42,9 @@ func (r *report) csv() [][]string {
 	if r.formats != nil {
 		rows = append(rows, r.formats.csv()...)
 	}
+	if r.limit != nil {
+		rows = append(rows, r.limit.csv()...)
+	}
 	for _, m := range r.memory {
 		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), i(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
 	}

@@ -248,6 +248,13 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 		}
 		b.rep.timing("formats", time.Since(phase))
 	}
+
+	// 9. Limit: the fastest way PostgreSQL takes the rows, per mode.
+	if o.scenarios["limit"] {
+		phase = time.Now()
+		b.rep.limit = b.limit(ctx, layouts)
+		b.rep.timing("limit", time.Since(phase))
+	}
 }
 
 // debezium produces src's records in Kafka Connect's envelope to a topic of
