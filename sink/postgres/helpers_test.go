@@ -20,7 +20,7 @@ import (
 // `scripts/services up` starts; without DATABASE_URL they fail, never skip.
 
 // testPool opens a pgxpool on the real database, closed when the test ends.
-func testPool(t *testing.T) *pgxpool.Pool {
+func testPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	db, err := pgxpool.New(t.Context(), testenv.DatabaseURL(t))
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func testPool(t *testing.T) *pgxpool.Pool {
 
 // dropTablesAtCleanup drops the named tables (if they exist) when the test
 // ends, whatever its outcome.
-func dropTablesAtCleanup(t *testing.T, db *pgxpool.Pool, tables ...pgx.Identifier) {
+func dropTablesAtCleanup(t testing.TB, db *pgxpool.Pool, tables ...pgx.Identifier) {
 	t.Helper()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -61,7 +61,7 @@ func createSchema(t *testing.T, db *pgxpool.Pool, name string) {
 // testConfig is a Config for topics and mode (jsonb mapping, tombstones
 // delete), with tables and offsets table the caller names ("table" or
 // "schema.table"). The caller owns the names.
-func testConfig(t *testing.T, mode decode.Mode, offsetsTable string, tableMap map[string]string, topics ...string) Config {
+func testConfig(t testing.TB, mode decode.Mode, offsetsTable string, tableMap map[string]string, topics ...string) Config {
 	t.Helper()
 	parse := func(s string) pgx.Identifier {
 		t.Helper()

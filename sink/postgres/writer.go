@@ -27,6 +27,7 @@ type Result struct {
 	DeadLettered      int      // records sent to the dead-letter topic
 	Statements        int      // sub-statements spent isolating bad records (0 without any)
 	Shrunk            int      // statements split in two after the server's statement_timeout cancelled them
+	Copied            int      // rows written with COPY (insert mode, SINK_MAPPING=jsonb), counted in Written too
 	UnknownFields     int      // JSON fields no column takes (SINK_MAPPING=columns), ignored
 	ColumnsAdded      []string // columns added for new schema fields (SINK_SCHEMA_EVOLUTION=add-columns)
 	NextOffset        int64    // the partition's next_offset after the commit
@@ -95,7 +96,7 @@ type Writer struct {
 
 	begin                                       pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
 	advanceSQL, upsertSQL, insertSQL, deleteSQL string
-	mergeSQL, truncateSQL                       string
+	mergeSQL, truncateSQL, copySQL              string
 }
 
 // NewWriter returns the Writer of topic's partition; cols is the topic's
@@ -134,6 +135,7 @@ FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(k, v, o,
 ON CONFLICT (key) DO UPDATE SET value = t.value || EXCLUDED.value, kafka_partition = EXCLUDED.kafka_partition,
 	kafka_offset = EXCLUDED.kafka_offset, kafka_timestamp = EXCLUDED.kafka_timestamp, updated_at = EXCLUDED.updated_at`,
 		truncateSQL: `TRUNCATE ` + table,
+		copySQL:     `COPY ` + table + ` (kafka_topic, kafka_partition, kafka_offset, key, value, kafka_timestamp) FROM STDIN`,
 	}
 }
 
@@ -342,6 +344,16 @@ func (w *Writer) applySegment(ctx context.Context, tx pgx.Tx, rows []decode.Row,
 			} else {
 				pending = append(pending, r)
 			}
+		}
+	}
+	if w.mode == decode.ModeInsert && w.cols == nil && len(pending) >= copyMinRows {
+		copied, err := w.copyInsert(ctx, tx, pending, res)
+		if err != nil {
+			return nil, err
+		}
+		if copied {
+			w.pending.reset()
+			return nil, nil
 		}
 	}
 	for len(pending) > 0 {

@@ -64,7 +64,7 @@ type writerFixture struct {
 	offsets pgx.Identifier
 }
 
-func newWriterFixture(t *testing.T, db *pgxpool.Pool, mode decode.Mode, deleteOnTombstone bool) *writerFixture {
+func newWriterFixture(t testing.TB, db *pgxpool.Pool, mode decode.Mode, deleteOnTombstone bool) *writerFixture {
 	t.Helper()
 	sfx := testenv.Suffix()
 	f := &writerFixture{
