@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sinkworker/sinkworker/batch"
+	"github.com/sinkworker/sinkworker/bench/internal/ceiling"
 	"github.com/sinkworker/sinkworker/bench/internal/dataset"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
 	"github.com/sinkworker/sinkworker/sink/decode"
@@ -102,20 +101,12 @@ type limitBatch struct {
 }
 
 // limitBatches cuts each partition's records of l, in offset order, into
-// batches of size records; rows is how many rows they hold.
+// batches of size records (ceiling.Chunks); rows is how many rows they hold.
 func limitBatches(d *dataset.Dataset, l *dataset.Layout, size int, insert bool) (perPart [][]limitBatch, rows int) {
+	chunks, _ := ceiling.Chunks(d, l, size, insert)
 	perPart = make([][]limitBatch, l.Parts)
-	for p, idx := range l.ByPart {
-		for lo := 0; lo < len(idx); lo += size {
-			chunk := idx[lo:min(lo+size, len(idx))]
-			recs := make([]*kgo.Record, len(chunk))
-			for j, i := range chunk {
-				recs[j] = &kgo.Record{Key: d.Key(i), Value: d.Value(i, l.TsMs[i]), Partition: int32(p),
-					Offset: l.Off[i], Timestamp: time.UnixMilli(l.TsMs[i])}
-			}
-			if !insert {
-				recs, _ = batch.Dedupe(recs) // the datasets have no tombstones
-			}
+	for p := range chunks {
+		for _, recs := range chunks[p] {
 			b := limitBatch{part: int32(p), keys: make([]string, len(recs)), values: make([]string, len(recs)),
 				offsets: make([]int64, len(recs)), timestamps: make([]time.Time, len(recs))}
 			for j, r := range recs {

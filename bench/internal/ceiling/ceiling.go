@@ -42,13 +42,13 @@ type Batch struct {
 	next       int64 // the batch's last offset + 1, before de-duplication
 }
 
-// Batches cuts each partition's records of d, in offset order, into
-// batches of size records and, unless insert (the writer's insert mode
-// keeps every record), de-duplicates each with batch.Dedupe (the datasets
-// have no tombstones). rows is the number of rows they hold. Building them
-// is the untimed part of a ceiling run.
-func Batches(d *dataset.Dataset, l *dataset.Layout, size int, insert bool) (perPart [][]Batch, rows int) {
-	perPart = make([][]Batch, l.Parts)
+// Chunks cuts each partition's records of d, in offset order, into runs
+// of size records; each run is de-duplicated with batch.Dedupe unless
+// insert (the writer's insert mode keeps every record; the datasets have
+// no tombstones). next is, per run, its last offset + 1 before
+// de-duplication.
+func Chunks(d *dataset.Dataset, l *dataset.Layout, size int, insert bool) (perPart [][][]*kgo.Record, next [][]int64) {
+	perPart, next = make([][][]*kgo.Record, l.Parts), make([][]int64, l.Parts)
 	for p, idx := range l.ByPart {
 		for lo := 0; lo < len(idx); lo += size {
 			chunk := idx[lo:min(lo+size, len(idx))]
@@ -61,10 +61,24 @@ func Batches(d *dataset.Dataset, l *dataset.Layout, size int, insert bool) (perP
 			if !insert {
 				kept, _ = batch.Dedupe(recs)
 			}
+			perPart[p] = append(perPart[p], kept)
+			next[p] = append(next[p], recs[len(recs)-1].Offset+1)
+		}
+	}
+	return perPart, next
+}
+
+// Batches is Chunks as the statements' parameters; rows is the number of
+// rows they hold. Building them is the untimed part of a ceiling run.
+func Batches(d *dataset.Dataset, l *dataset.Layout, size int, insert bool) (perPart [][]Batch, rows int) {
+	chunks, next := Chunks(d, l, size, insert)
+	perPart = make([][]Batch, l.Parts)
+	for p := range chunks {
+		for c, kept := range chunks[p] {
 			b := Batch{
 				part: int32(p), keys: make([]*string, len(kept)), values: make([]*string, len(kept)),
 				offsets: make([]int64, len(kept)), timestamps: make([]time.Time, len(kept)),
-				next: recs[len(recs)-1].Offset + 1,
+				next: next[p][c],
 			}
 			for j, rec := range kept {
 				k, v := string(rec.Key), string(rec.Value)
