@@ -170,8 +170,9 @@ func TestLargeTransfer(t *testing.T) {
 // socket buffers take (up to tens of MiB on loopback).
 func TestBackpressure(t *testing.T) {
 	stalled := make(chan struct{})
-	t.Cleanup(func() { close(stalled) })
-	_, c := proxied(t, server(t, func(c net.Conn) { <-stalled; c.Close() }), time.Millisecond)
+	target := server(t, func(c net.Conn) { <-stalled; c.Close() })
+	t.Cleanup(func() { close(stalled) }) // before server's cleanup, which waits for the handler
+	_, c := proxied(t, target, time.Millisecond)
 	block := make([]byte, 1<<20)
 	const limit = 1 << 30
 	written := 0
