@@ -272,16 +272,17 @@ func buildColumnsRows(records []decode.Row, cols map[string]bool, pk []string) (
 	return r, nil
 }
 
-// rowsSQL selects the batch's rows as the table's record type r: the
-// value object, overlaid by the key object and the record's coordinates.
-// The record is built in FROM, once per row: as a select-list expression
-// the planner copied it into every (s.r).column and ran
-// jsonb_populate_record once per column (BenchmarkColumnsUpsert: 4-6x
-// slower with 11 columns).
+// rowsSQL selects the batch's rows, each column of the table by its name
+// (s."col" to the statements that read it): the value object, overlaid by
+// the key object and the record's coordinates. The record is built in
+// FROM, once per row: as a select-list composite the planner copied
+// jsonb_populate_record into every column read from it (4-6x slower with
+// 11 columns, BenchmarkColumnsUpsert). Its alias is only ever used
+// qualified (rec.*), so no column name can capture it.
 func (t *Columns) rowsSQL() string {
-	return `SELECT r FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(v, k, o, ts)
+	return `SELECT rec.* FROM unnest($3::text[], $4::text[], $5::int8[], $6::timestamptz[]) AS u(v, k, o, ts)
 CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.id.Sanitize() + `, u.v::jsonb || u.k::jsonb ||
-	jsonb_build_object('kafka_topic', $1::text, 'kafka_partition', $2::int, 'kafka_offset', u.o, 'kafka_timestamp', u.ts)) AS r`
+	jsonb_build_object('kafka_topic', $1::text, 'kafka_partition', $2::int, 'kafka_offset', u.o, 'kafka_timestamp', u.ts)) AS rec`
 }
 
 // writeSQL is the INSERT (insert mode) or INSERT .. ON CONFLICT (upsert
@@ -290,7 +291,7 @@ func (t *Columns) writeSQL(mode decode.Mode, used, pk []string) string {
 	list, sel := make([]string, len(used)), make([]string, len(used))
 	for i, c := range used {
 		q := pgx.Identifier{c}.Sanitize()
-		list[i], sel[i] = q, "(s.r)."+q
+		list[i], sel[i] = q, "s."+q
 	}
 	sql := `INSERT INTO ` + t.id.Sanitize() + ` (` + strings.Join(list, ", ") + `)
 SELECT ` + strings.Join(sel, ", ") + ` FROM (` + t.rowsSQL() + `) AS s`
@@ -329,7 +330,7 @@ func (t *Columns) deleteSQL(pk []string) string {
 	var on []string
 	for _, c := range pk {
 		q := pgx.Identifier{c}.Sanitize()
-		on = append(on, "t."+q+" = (s.r)."+q)
+		on = append(on, "t."+q+" = s."+q)
 	}
 	return `DELETE FROM ` + t.id.Sanitize() + ` AS t USING (` + t.rowsSQL() + `) AS s WHERE ` + strings.Join(on, " AND ")
 }

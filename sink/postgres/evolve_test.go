@@ -149,18 +149,21 @@ func TestCreateTableKeys(t *testing.T) {
 
 // TestColumnsStatementBuildsEachRowOnce: the columns statement builds a
 // row's record once, not once per column it sets (the planner copied a
-// select-list jsonb_populate_record into every (s.r).column: 4-6x slower
-// with 11 columns, BenchmarkColumnsUpsert).
+// select-list jsonb_populate_record into every column read from it: 4-6x
+// slower with 11 columns, BenchmarkColumnsUpsert); and no column name
+// captures a name the statements use (a column "r" did, once: 42809).
 func TestColumnsStatementBuildsEachRowOnce(t *testing.T) {
 	db := testPool(t)
 	table := pgx.Identifier{"cols_plan_" + testenv.Suffix()}
 	dropTablesAtCleanup(t, db, table)
 	_, err := db.Exec(t.Context(), `CREATE TABLE `+table.Sanitize()+` (id bigint PRIMARY KEY, a text, b numeric, c date, d text[],
+		r real, s text, t text, u text, v text, k text, o text, ts text, rec text,
 		kafka_topic text, kafka_partition int, kafka_offset bigint, kafka_timestamp timestamptz)`)
 	require.NoError(t, err)
 	cols, err := LoadColumns(t.Context(), db, table, TableOptions{})
 	require.NoError(t, err)
-	used := []string{"a", "b", "c", "d", "id", "kafka_offset", "kafka_partition", "kafka_timestamp", "kafka_topic"}
+	used := []string{"a", "b", "c", "d", "id", "k", "kafka_offset", "kafka_partition", "kafka_timestamp", "kafka_topic",
+		"o", "r", "rec", "s", "t", "ts", "u", "v"}
 	for _, sql := range []string{cols.writeSQL(decode.ModeUpsert, used, []string{"id"}), cols.deleteSQL([]string{"id"})} {
 		rows, err := db.Query(t.Context(), `EXPLAIN (VERBOSE, COSTS OFF) `+sql, "t", int32(0),
 			[]string{`{"a":"x"}`}, []string{`{"id":1}`}, []int64{1}, []time.Time{time.Now()})
@@ -170,4 +173,17 @@ func TestColumnsStatementBuildsEachRowOnce(t *testing.T) {
 		text := strings.Join(plan, "\n")
 		assert.Equal(t, 1, strings.Count(text, "jsonb_populate_record("), "one call per row:\n%s", text)
 	}
+
+	// Rows land, columns named like the statements' aliases included.
+	c := testConfig(t, decode.ModeUpsert, "sink_offsets", map[string]string{table[0]: table[0]}, table[0])
+	c.Mapping = decode.MappingColumns
+	w := NewWriter(c, table[0], 0, cols)
+	_, err = w.Write(t.Context(), db, changeRows(table[0], 0,
+		change{decode.OpWrite, "1", `{"id":1,"a":"x","r":1.5,"s":"s","t":"t","u":"u","v":"v","k":"k","o":"o","ts":"ts","rec":"rec"}`, nil},
+		change{decode.OpWrite, "2", `{"id":2,"a":"y"}`, nil},
+		change{op: decode.OpDelete, id: "2"}), nil, noDeadLetters(t))
+	require.NoError(t, err)
+	var got string
+	require.NoError(t, db.QueryRow(t.Context(), `SELECT concat_ws(',', id, a, r, s, t, u, v, k, o, ts, rec) FROM `+table.Sanitize()).Scan(&got))
+	assert.Equal(t, "1,x,1.5,s,t,u,v,k,o,ts,rec", got)
 }

@@ -19,7 +19,7 @@ import (
 // row's coordinates: a row is older only when it was written from an
 // earlier offset of the letter's partition.
 
-// olderRow is the condition, on a row t and a candidate EXCLUDED (or s.r),
+// olderRow is the condition, on a row t and a candidate EXCLUDED (or s),
 // that t was written from an earlier offset of the same partition.
 const olderRow = `t.kafka_partition = %[1]s.kafka_partition AND t.kafka_offset < %[1]s.kafka_offset`
 
@@ -154,8 +154,8 @@ func redriveInsertSQL(t *Columns, used []string, placed bool) string {
 SELECT ` + sel + ` FROM (` + t.rowsSQL() + `) AS s`
 	if placed {
 		sql += `
-WHERE NOT EXISTS (SELECT FROM ` + t.id.Sanitize() + ` AS t WHERE t.kafka_topic = (s.r).kafka_topic
-	AND t.kafka_partition = (s.r).kafka_partition AND t.kafka_offset = (s.r).kafka_offset)`
+WHERE NOT EXISTS (SELECT FROM ` + t.id.Sanitize() + ` AS t WHERE t.kafka_topic = s.kafka_topic
+	AND t.kafka_partition = s.kafka_partition AND t.kafka_offset = s.kafka_offset)`
 	}
 	return sql
 }
@@ -185,21 +185,21 @@ ON CONFLICT (` + strings.Join(conflict, ", ") + `) `
 
 // redriveDeleteSQL deletes the row of the key object when it is older.
 func redriveDeleteSQL(t *Columns, pk []string) string {
-	on := []string{fmt.Sprintf(olderRow, "(s.r)")}
+	on := []string{fmt.Sprintf(olderRow, "s")}
 	for _, c := range pk {
 		q := pgx.Identifier{c}.Sanitize()
-		on = append(on, "t."+q+" = (s.r)."+q)
+		on = append(on, "t."+q+" = s."+q)
 	}
 	return `DELETE FROM ` + t.id.Sanitize() + ` AS t USING (` + t.rowsSQL() + `) AS s WHERE ` + strings.Join(on, " AND ")
 }
 
 // columnLists are the quoted column list and the matching select list of
-// the row s.r.
+// the rows s of Columns.rowsSQL.
 func columnLists(used []string) (list, sel string) {
 	l, s := make([]string, len(used)), make([]string, len(used))
 	for i, c := range used {
 		q := pgx.Identifier{c}.Sanitize()
-		l[i], s[i] = q, "(s.r)."+q
+		l[i], s[i] = q, "s."+q
 	}
 	return strings.Join(l, ", "), strings.Join(s, ", ")
 }
