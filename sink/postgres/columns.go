@@ -218,7 +218,7 @@ func buildColumnsRows(records []decode.Row, cols map[string]bool, pk []string) (
 			used[c] = true
 		}
 	}
-	shapes := map[*format.Shape]bool{}
+	unknownOf := map[*format.Shape]int{} // fields no column takes, by value schema
 	for i, row := range records {
 		rec := row.Record
 		key := string(row.KeyObject)
@@ -236,20 +236,20 @@ func buildColumnsRows(records []decode.Row, cols map[string]bool, pk []string) (
 		r.values[i] = string(row.Value)
 		if row.Shape != nil {
 			// A typed value holds its schema's fields, every one (null
-			// when unset): count them once per schema, not per record.
-			if !shapes[row.Shape] {
-				shapes[row.Shape] = true
+			// when unset): the columns it sets and the fields no column
+			// takes are its schema's, found once per schema.
+			n, ok := unknownOf[row.Shape]
+			if !ok {
 				for _, c := range row.Shape.Columns {
 					if cols[c.Name] {
 						used[c.Name] = true
+					} else {
+						n++
 					}
 				}
+				unknownOf[row.Shape] = n
 			}
-			for _, c := range row.Shape.Columns {
-				if !cols[c.Name] {
-					r.unknown++
-				}
-			}
+			r.unknown += n
 			continue
 		}
 		var fields map[string]json.RawMessage

@@ -31,14 +31,14 @@ func (w *Writer) copyInsert(ctx context.Context, tx pgx.Tx, ops []decode.Row, re
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(ops) * 128)
-	topic, partition := copyText(nil, []byte(w.topic)), []byte(itoa(int64(w.partition)))
+	topic, partition := copyText(nil, []byte(w.topic)), strconv.AppendInt(nil, int64(w.partition), 10)
 	for i := range ops {
 		r := &ops[i]
 		buf.Write(topic)
 		buf.WriteByte('\t')
 		buf.Write(partition)
 		buf.WriteByte('\t')
-		buf.WriteString(itoa(r.Record.Offset))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), r.Record.Offset, 10))
 		buf.WriteByte('\t')
 		writeCopyField(&buf, r.KeyText)
 		buf.WriteByte('\t')
@@ -95,5 +95,3 @@ func copyText(dst, b []byte) []byte {
 	}
 	return append(dst, b[start:]...)
 }
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
