@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -62,26 +63,27 @@ func (c *committer) take(parts map[string][]int32) map[string]map[int32]kgo.Epoc
 	return out
 }
 
-// commit synchronously commits the marks of parts (all when nil). A failure
-// is logged, not retried: the next mark supersedes it and the database
-// holds the truth.
-func (c *committer) commit(ctx context.Context, parts map[string][]int32) {
+// commit synchronously commits the marks of parts (all when nil) and
+// returns the commit's error. A failure is logged, not retried: the next
+// mark supersedes it and the database holds the truth.
+func (c *committer) commit(ctx context.Context, parts map[string][]int32) (err error) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	offsets := c.take(parts)
 	if len(offsets) == 0 {
-		return
+		return nil
 	}
-	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err == nil {
-			err = firstPartitionError(resp)
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+		if cerr == nil {
+			cerr = firstPartitionError(resp)
 		}
-		if err != nil {
+		if err = cerr; err != nil {
 			c.w.log.Warn("kafka offset commit failed (the database has the offsets)", "err", err)
 			return
 		}
 		c.w.metrics.KafkaCommits.Inc()
 	})
+	return err
 }
 
 // loop commits every interval until ctx ends.
@@ -93,9 +95,13 @@ func (c *committer) loop(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			member, _ := c.cl.GroupMetadata() // who the commit speaks for: read before it is sent
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			c.commit(cctx, nil)
+			err := c.commit(cctx, nil)
 			cancel()
+			if errors.Is(err, kerr.UnknownMemberID) {
+				c.w.forgotten(member)
+			}
 		}
 	}
 }

@@ -71,6 +71,42 @@ func (w *Worker) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	w.log.Warn("partitions lost", "lost", lost, "assigned", w.count())
 }
 
+// serial runs a group callback under rebalanceMu, so that forgotten never
+// interleaves with one.
+func (w *Worker) serial(fn func(context.Context, *kgo.Client, map[string][]int32)) func(context.Context, *kgo.Client, map[string][]int32) {
+	return func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+		w.rebalanceMu.Lock()
+		defer w.rebalanceMu.Unlock()
+		fn(ctx, cl, parts)
+	}
+}
+
+// forgotten abandons every partition when the group coordinator refused a
+// commit with UNKNOWN_MEMBER_ID for member: its session expired (a frozen
+// process, a broker outage longer than the session timeout) and the
+// partitions belong to other members now. The Kafka client learns this only
+// from its next heartbeat, up to the broker's heartbeat interval later (5 s
+// by default, more while it backs off after an outage): KIP-848 clients,
+// Java's and franz-go's, leave fencing to the heartbeat. Until then the
+// partitions would keep writing (fenced by the offsets table, so without
+// effect) and keep their connections, above the fleet's bound (I4). The
+// client's own OnPartitionsLost, when it comes, finds nothing left, and its
+// rejoin assigns partitions afresh. A refusal of an older member (the
+// client has rejoined since the commit was sent) changes nothing.
+func (w *Worker) forgotten(member string) {
+	w.rebalanceMu.Lock()
+	defer w.rebalanceMu.Unlock()
+	if now, _ := w.cl.GroupMetadata(); now != member {
+		return
+	}
+	all := w.owned()
+	if len(all) == 0 {
+		return
+	}
+	w.log.Warn("the group coordinator no longer knows this member: abandoning its partitions until the client rejoins")
+	w.lost(context.Background(), w.cl, all)
+}
+
 // drop stops the given partitions with stop, concurrently, forgets them,
 // clears their fetch pauses and shrinks the pool.
 func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
@@ -104,15 +140,20 @@ func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
 
 // stopAll finishes every partition within budget (shutdown).
 func (w *Worker) stopAll(budget time.Duration) {
+	w.drop(w.owned(), func(p *partition) { p.stop(budget) })
+}
+
+// owned lists the partitions the worker runs.
+func (w *Worker) owned() map[string][]int32 {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	all := map[string][]int32{}
 	for topic, ps := range w.parts {
 		for id := range ps {
 			all[topic] = append(all[topic], id)
 		}
 	}
-	w.mu.Unlock()
-	w.drop(all, func(p *partition) { p.stop(budget) })
+	return all
 }
 
 func (w *Worker) count() int {

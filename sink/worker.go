@@ -64,6 +64,10 @@ type Worker struct {
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition
 
+	// rebalanceMu serialises the group callbacks with forgotten, which
+	// abandons partitions from the commit loop.
+	rebalanceMu sync.Mutex
+
 	fatalOnce sync.Once
 	fatalErr  chan error
 	closeOnce sync.Once // Close, or the end of Run
@@ -230,9 +234,9 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.OnPartitionsAssigned(w.assigned),
-		kgo.OnPartitionsRevoked(w.revoked),
-		kgo.OnPartitionsLost(w.lost),
+		kgo.OnPartitionsAssigned(w.serial(w.assigned)),
+		kgo.OnPartitionsRevoked(w.serial(w.revoked)),
+		kgo.OnPartitionsLost(w.serial(w.lost)),
 		kgo.AdjustFetchOffsetsFn(w.startOffsets),
 		kgo.MetadataMinAge(250 * time.Millisecond),
 		// New partitions of a consumed topic are found on a metadata

@@ -390,3 +390,65 @@ func TestDeadLetterWaitsForAck(t *testing.T) {
 	}
 	assert.Equal(t, want, got, "the table holds every good record and not the bad one")
 }
+
+// TestForgottenMemberLetsGo is a member whose session the coordinator
+// expired while the member could not heartbeat (KIP-848; in the chaos suite
+// a zombie resumed during a broker restart). Its commits come back
+// UNKNOWN_MEMBER_ID while its client still believes in its assignment: the
+// worker must abandon its partitions and close their connections at once
+// (I4: the partitions belong to other members now), and take them up again
+// when the client rejoins, losing and doubling nothing.
+func TestForgottenMemberLetsGo(t *testing.T) {
+	const partitions = 2
+	c, cfg, db := wtSetup(t, partitions, kfake.BrokerConfigs(map[string]string{
+		"group.consumer.heartbeat.interval.ms": "500",
+		"group.consumer.session.timeout.ms":    "3000",
+	}))
+	cfg.GroupProtocol = GroupProtocolConsumer
+	topic := cfg.Topics[0]
+	var starve atomic.Bool // heartbeats answered "coordinator loading": retried, never seen by the coordinator
+	c.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !starve.Load() {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+		return resp, nil, true
+	})
+	landed := func(n int64) func() bool {
+		return func() bool {
+			for p := range int32(partitions) {
+				if wtNextOffset(t, db, cfg, p) != n {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	connections := func() int {
+		var n int
+		require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+			ApplicationName(cfg.Group, cfg.Member)).Scan(&n))
+		return n
+	}
+	wtProduceRange(t, c.ListenAddrs(), topic, partitions, 0, 100)
+	w, stop := wtRun(t, cfg)
+	require.Eventually(t, landed(100), 30*time.Second, 20*time.Millisecond)
+	require.Positive(t, connections())
+
+	starve.Store(true)
+	time.Sleep(4 * time.Second) // past the session timeout: the coordinator forgets the member
+	wtProduceRange(t, c.ListenAddrs(), topic, partitions, 100, 200)
+	assert.Eventually(t, func() bool { return w.count() == 0 && connections() == 0 }, 20*time.Second, 50*time.Millisecond,
+		"a forgotten member still runs %d partitions over %d connections", w.count(), connections())
+
+	starve.Store(false) // the next heartbeat hears UNKNOWN_MEMBER_ID; the client rejoins
+	wtProduceRange(t, c.ListenAddrs(), topic, partitions, 200, 300)
+	require.Eventually(t, landed(300), 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, stop())
+	var rows int
+	require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM "+cfg.Table(topic).Sanitize()).Scan(&rows))
+	assert.Equal(t, partitions*300, rows, "one row per record")
+	assert.Zero(t, wtDeadLetters(t, c, cfg), "dead letters")
+}
