@@ -259,12 +259,16 @@ func be32(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
-// isCommit reports whether msg is a simple-protocol query "commit" (what
-// pgx's Tx.Commit sends).
+// isCommit reports whether msg is a simple-protocol query whose last
+// statement is "commit" (pgx's Tx.Commit sends it alone, the writer after
+// its offsets advance).
 func isCommit(msg []byte) bool {
 	if msg[0] != 'Q' {
 		return false
 	}
-	q := bytes.TrimSpace(bytes.TrimRight(msg[5:], "\x00"))
-	return bytes.EqualFold(bytes.TrimRight(q, ";"), []byte("commit"))
+	q := bytes.TrimRight(bytes.TrimSpace(bytes.TrimRight(msg[5:], "\x00")), ";")
+	if i := bytes.LastIndexByte(q, ';'); i >= 0 {
+		q = q[i+1:]
+	}
+	return bytes.EqualFold(bytes.TrimSpace(q), []byte("commit"))
 }

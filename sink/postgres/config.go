@@ -54,7 +54,7 @@ type Config struct {
 	// instead of jsonb.
 	TextValues bool
 	// TxIdleTimeout is SINK_TX_IDLE_TIMEOUT, set for each batch
-	// transaction (see beginOptions); 0 leaves the server's setting.
+	// transaction (see beginLocked); 0 leaves the server's setting.
 	TxIdleTimeout time.Duration
 }
 

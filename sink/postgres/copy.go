@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
@@ -25,10 +23,7 @@ var copyMinRows = 64
 // the caller writes the batch with the statement, which skips replays and
 // isolates bad rows as ever. An error is one the statement would not fix
 // either (the connection, the transaction).
-func (w *Writer) copyInsert(ctx context.Context, tx pgx.Tx, ops []decode.Row, res *Result) (bool, error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT sink"); err != nil {
-		return false, w.wrapBatch("copy", ops, err)
-	}
+func (w *Writer) copyInsert(ctx context.Context, tx Tx, ops []decode.Row, res *Result) (bool, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(ops) * 128)
 	topic, partition := copyText(nil, []byte(w.topic)), strconv.AppendInt(nil, int64(w.partition), 10)
@@ -47,7 +42,9 @@ func (w *Writer) copyInsert(ctx context.Context, tx pgx.Tx, ops []decode.Row, re
 		buf.WriteString(r.Record.Timestamp.UTC().Format(time.RFC3339Nano))
 		buf.WriteByte('\n')
 	}
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, w.copySQL)
+	// The SAVEPOINT rides with the COPY: one simple query, one round trip
+	// (pgconn sends the data without waiting for the server's go-ahead).
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, "SAVEPOINT sink; "+w.copySQL)
 	if err == nil {
 		res.Written += int(tag.RowsAffected())
 		res.Copied += int(tag.RowsAffected())

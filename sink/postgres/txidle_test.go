@@ -70,9 +70,7 @@ func TestWriterSilentTransactionIsEnded(t *testing.T) {
 	}
 }
 
-func TestBeginOptions(t *testing.T) {
+func TestIdleSQL(t *testing.T) {
 	t.Parallel()
-	assert.Empty(t, beginOptions(0).BeginQuery, "0: a plain BEGIN, the server's setting")
-	assert.Equal(t, "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 60000",
-		beginOptions(time.Minute).BeginQuery)
+	assert.Equal(t, "SET LOCAL idle_in_transaction_session_timeout = 60000", idleSQL(time.Minute))
 }

@@ -94,9 +94,10 @@ type Writer struct {
 	// read again, until the next commit.
 	reread bool
 
-	begin                                       pgx.TxOptions // BEGIN, with SINK_TX_IDLE_TIMEOUT
-	advanceSQL, upsertSQL, insertSQL, deleteSQL string
-	mergeSQL, truncateSQL, copySQL              string
+	idle                            time.Duration // SINK_TX_IDLE_TIMEOUT, 0: the server's setting
+	lockSQL, advanceSQL             string
+	upsertSQL, insertSQL, deleteSQL string
+	mergeSQL, truncateSQL, copySQL  string
 }
 
 // NewWriter returns the Writer of topic's partition; cols is the topic's
@@ -113,7 +114,8 @@ func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
 		stop:       c.StopOnReject,
 		systemic:   c.SystemicRejects,
 		cols:       cols,
-		begin:      beginOptions(c.TxIdleTimeout),
+		idle:       c.TxIdleTimeout,
+		lockSQL:    offsets.lockSQL(),
 		advanceSQL: offsets.advanceSQL(),
 		upsertSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
 SELECT u.k, ` + value + `, $1, u.o, u.ts, now()
@@ -139,22 +141,8 @@ ON CONFLICT (key) DO UPDATE SET value = t.value || EXCLUDED.value, kafka_partiti
 	}
 }
 
-// beginOptions begins a batch transaction that the server ends if it sits
-// idle for longer than idle (none when 0): a worker gone silent mid-batch
-// must not hold its partition's offsets row lock for as long as the server
-// takes to notice the dead connection. BEGIN and SET LOCAL go as one simple
-// query, one round trip like a plain BEGIN, and the setting ends with the
-// transaction, so a connection pooler in transaction mode is not bothered.
-func beginOptions(idle time.Duration) pgx.TxOptions {
-	if idle <= 0 {
-		return pgx.TxOptions{}
-	}
-	return pgx.TxOptions{BeginQuery: fmt.Sprintf(
-		"BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds())}
-}
-
 // Beginner is what Write needs of a connection: *pgxpool.Conn, *pgx.Conn
-// and *pgxpool.Pool all have it.
+// or *pgxpool.Pool (see connOf).
 type Beginner interface {
 	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 }
@@ -181,16 +169,17 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 		}
 		res.ColumnsAdded = added
 	}
-	tx, err := db.BeginTx(ctx, w.begin)
+	conn, release, err := connOf(ctx, db)
 	if err != nil {
 		return res, w.wrap("begin", err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the connection is discarded if it fails
-
-	next, err := w.offsets.Lock(ctx, tx, w.topic, w.partition)
+	defer release()
+	defer rollback(ctx, conn) // a no-op after the commit
+	next, err := w.beginLocked(ctx, conn)
 	if err != nil {
-		return res, w.wrap("lock offsets row", err)
+		return res, w.wrap("begin and lock offsets row", err)
 	}
+	tx := batchTx{conn}
 	fresh, freshBad := rows, rejected
 	for len(fresh) > 0 && fresh[0].Record.Offset < next {
 		fresh = fresh[1:]
@@ -214,10 +203,10 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	if len(bad) > 0 && w.stop {
 		// End this transaction before halt begins another on the same
 		// connection: a BEGIN inside it would be a no-op.
-		if err := tx.Rollback(ctx); err != nil {
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
 			return res, w.wrap("rollback", err)
 		}
-		return w.halt(ctx, db, rows, rejected, bad, dlq)
+		return w.halt(ctx, conn, rows, rejected, bad, dlq) // on this connection: a pool of one has no other
 	}
 	if err := dlq(ctx, bad); err != nil {
 		return res, err
@@ -231,11 +220,8 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 		last = max(last, freshBad[len(freshBad)-1].Record.Offset)
 	}
 	last++
-	if _, err := tx.Exec(ctx, w.advanceSQL, w.offsets.Group, w.topic, w.partition, last); err != nil {
-		return res, w.wrap("advance offset", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, w.wrap("commit", err)
+	if err := w.advanceCommit(ctx, conn, last); err != nil {
+		return res, w.wrap("advance offset and commit", err)
 	}
 	w.streak = w.pending
 	w.reread = false
@@ -283,7 +269,7 @@ type rejectedRow struct {
 // own. In upsert mode the batch is first collapsed to the last row per
 // key; when that row is rejected, the key's previous row in the batch is
 // tried next, so the table holds the last GOOD value of each key.
-func (w *Writer) apply(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+func (w *Writer) apply(ctx context.Context, tx Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	if w.cols != nil && w.cols.Absent() {
 		// A table still to be created from a record schema (Columns.Ensure)
 		// has no row to delete or truncate: only tombstones, deletes and
@@ -333,7 +319,7 @@ func countSkip(r decode.Row, res *Result) {
 }
 
 // applySegment writes rows that hold no truncate (see apply).
-func (w *Writer) applySegment(ctx context.Context, tx pgx.Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+func (w *Writer) applySegment(ctx context.Context, tx Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	var bad []decode.Rejection
 	pending := rows
 	if w.mode == decode.ModeInsert && slices.ContainsFunc(rows, func(r decode.Row) bool { return r.Op == decode.OpSkip }) {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -184,42 +183,22 @@ func TestWriterInsertReplayIsNoop(t *testing.T) {
 	assert.EqualValues(t, 15, next)
 }
 
-// failingBatches is a connection whose transactions fail every pipelined
-// batch of statements, as a connection cut after BEGIN would.
-type failingBatches struct{ db Beginner }
-
-func (f failingBatches) BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error) {
-	tx, err := f.db.BeginTx(ctx, o)
-	return failingBatchTx{tx}, err
-}
-
-type failingBatchTx struct{ pgx.Tx }
-
-func (failingBatchTx) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
-	return failedBatch{}
-}
-
-type failedBatch struct{}
-
-var errConnCut = errors.New("conn closed")
-
-func (failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errConnCut }
-func (failedBatch) Query() (pgx.Rows, error)         { return nil, errConnCut }
-func (failedBatch) QueryRow() pgx.Row                { return nil }
-func (failedBatch) Close() error                     { return errConnCut }
-func (failedBatch) Tx() pgx.Tx                       { return nil }
-
 func TestWriterAllTombstonesSkipped(t *testing.T) {
 	t.Parallel()
 	db := testPool(t)
 	f := newWriterFixture(t, db, decode.ModeUpsert, false)
-	recs := f.records(0, []*kgo.Record{tomb(0, "a"), tomb(1, "b"), tomb(2, "a")})
+	conn, trips := tripConnect(t)
+	w := newWriter(f.cfg, f.topic, 0, nil)
+	_, err := w.Write(t.Context(), conn, f.records(0, []*kgo.Record{val(0, "a")}), noDeadLetters(t)) // prepares the statements
+	require.NoError(t, err)
+	trips.Store(0)
 
-	got, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), failingBatches{f.db}, recs, noDeadLetters(t))
+	got, err := w.Write(t.Context(), conn, f.records(0, []*kgo.Record{tomb(1, "a"), tomb(2, "b"), tomb(3, "a")}), noDeadLetters(t))
 
-	require.NoError(t, err, "nothing to write: no statement is sent")
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, trips.Load(), "nothing to write: BEGIN with the lock, the advance with COMMIT, no statement")
 	assert.Equal(t, 3, got.TombstonesSkipped)
-	assert.EqualValues(t, 3, got.NextOffset)
+	assert.EqualValues(t, 4, got.NextOffset)
 }
 
 func TestWriterStatementTimeoutShrinksStatements(t *testing.T) {

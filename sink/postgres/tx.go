@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Tx is what a batch's statements need of its transaction. pgx.Tx has it,
+// and so does the writer's own batchTx.
+type Tx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Conn() *pgx.Conn
+}
+
+// batchTx is a batch transaction the writer begins and ends by hand on one
+// connection, so that BEGIN travels with the offsets row lock and COMMIT
+// with the offsets advance: a clean batch costs three round trips (BEGIN +
+// lock, SAVEPOINT + statements, advance + COMMIT) where pgx.Tx, which
+// sends BEGIN and COMMIT on their own, needs five. Across a network each
+// round trip is a partition's whole latency.
+type batchTx struct{ conn *pgx.Conn }
+
+func (t batchTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return t.conn.Exec(ctx, sql, args...)
+}
+
+func (t batchTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return t.conn.Query(ctx, sql, args...)
+}
+
+func (t batchTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.conn.QueryRow(ctx, sql, args...)
+}
+
+func (t batchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return t.conn.SendBatch(ctx, b)
+}
+
+func (t batchTx) Conn() *pgx.Conn { return t.conn }
+
+// connOf returns the connection db stands for and how to give it back.
+// Write holds one connection from BEGIN to COMMIT.
+func connOf(ctx context.Context, db Beginner) (*pgx.Conn, func(), error) {
+	switch c := db.(type) {
+	case *pgxpool.Conn:
+		return c.Conn(), func() {}, nil
+	case *pgx.Conn:
+		return c, func() {}, nil
+	case *pgxpool.Pool:
+		pc, err := c.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pc.Conn(), pc.Release, nil
+	}
+	return nil, nil, fmt.Errorf("postgres: a batch needs a *pgxpool.Conn, *pgxpool.Pool or *pgx.Conn, not %T", db)
+}
+
+// beginLocked begins the batch transaction and locks the partition's
+// offsets row (creating it first), in one round trip, and returns the
+// stored next_offset. With a SINK_TX_IDLE_TIMEOUT the server ends the
+// transaction if it sits idle for longer: a worker gone silent mid-batch
+// must not hold the row lock for as long as the server takes to notice the
+// dead connection. SET LOCAL ends with the transaction, so a connection
+// pooler in transaction mode is not bothered.
+func (w *Writer) beginLocked(ctx context.Context, conn *pgx.Conn) (next int64, err error) {
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	if w.idle > 0 {
+		b.Queue(idleSQL(w.idle))
+	}
+	b.Queue(w.lockSQL, w.offsets.Group, w.topic, w.partition).QueryRow(func(r pgx.Row) error { return r.Scan(&next) })
+	return next, conn.SendBatch(ctx, &b).Close()
+}
+
+// idleSQL sets the transaction's idle_in_transaction_session_timeout.
+func idleSQL(idle time.Duration) string {
+	return fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds())
+}
+
+// errCommitRollback is a COMMIT the server answered with ROLLBACK: the
+// transaction had failed before it.
+var errCommitRollback = errors.New("commit unexpectedly resulted in rollback")
+
+// advanceCommit sets next_offset to last and commits, in one round trip:
+// one simple query of both statements, the parameters interpolated by pgx
+// (QueryExecModeSimpleProtocol; COMMIT is then where every proxy and log
+// expects it, a simple query's last statement). If the advance fails the
+// server skips the COMMIT and the transaction stays open for the caller's
+// rollback.
+func (w *Writer) advanceCommit(ctx context.Context, conn *pgx.Conn, last int64) error {
+	ct, err := conn.Exec(ctx, w.advanceSQL+";\nCOMMIT", pgx.QueryExecModeSimpleProtocol,
+		w.offsets.Group, w.topic, w.partition, last)
+	if err == nil && ct.String() != "COMMIT" {
+		err = errCommitRollback
+	}
+	return err
+}
+
+// rollback ends a transaction the batch did not commit. A connection whose
+// rollback fails is closed: its state is unknown, and a pool discards a
+// closed connection.
+func rollback(ctx context.Context, conn *pgx.Conn) {
+	if conn.PgConn().TxStatus() == 'I' {
+		return // never began, or already ended
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}
+}
