@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -93,19 +94,54 @@ func (r dbzResult) steadyRate() float64 {
 	return rate(int64(r.records), r.total-r.firstRow)
 }
 
-// runDebezium runs Connect standalone with the Debezium JDBC sink on the
-// envelope topic (same records as l) into a fresh table of the sink's shape,
-// until the table holds every key at its highest offset.
-func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.Layout, tuned bool) (dbzResult, error) {
+// dbzTarget is what one Debezium run writes and when it is done: the
+// connector's write settings, the fresh table it is given, and what that
+// table holds once every record is in.
+type dbzTarget struct {
+	parts, records int
+	// write is the connector's insert.mode, primary.key.* and
+	// schema.evolution properties.
+	write []string
+	// create makes the fresh table before Connect starts.
+	create func(ctx context.Context, table string) error
+	// offset is the column that holds a row's Kafka offset; the run is
+	// done when the table has wantRows rows whose offsets sum to wantSum.
+	offset   string
+	wantRows int
+	wantSum  int64
+	// check, unless nil, inspects the finished table (not timed).
+	check func(ctx context.Context, table string) error
+	// timeout gives up on the run; 0: -timeout.
+	timeout time.Duration
+}
+
+// upsertTarget is the debezium scenario's: the envelope topic of l's
+// records, upsert by record key into a table of the sink's shape, done
+// when it holds every key at its highest offset.
+func (b *bench) upsertTarget(topic string, l *dataset.Layout) dbzTarget {
+	rows, sum := l.Expected(b.d, false)
+	return dbzTarget{
+		parts: l.Parts, records: b.d.N,
+		write: []string{"insert.mode=upsert", "primary.key.mode=record_key", "delete.enabled=true", "schema.evolution=basic"},
+		create: func(ctx context.Context, table string) error {
+			return sinkdb.EnsureTable(ctx, b.s.db, topic, table, false)
+		},
+		offset: "kafka_offset", wantRows: rows, wantSum: sum,
+	}
+}
+
+// runDebezium runs Connect standalone with the Debezium JDBC sink on topic
+// into a fresh table t creates, until the table holds what t wants.
+func (b *bench) runDebezium(ctx context.Context, dir, topic string, t dbzTarget, tuned bool) (dbzResult, error) {
 	s := b.s
-	r := dbzResult{name: "defaults", parts: l.Parts, records: b.d.N}
+	r := dbzResult{name: "defaults", parts: t.parts, records: t.records}
 	_, name, table := b.fresh()
 	run := filepath.Join(b.tmp, name)
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return r, err
 	}
 	defer b.forget(table, "connect-"+name) // Connect's consumer group
-	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, false); err != nil {
+	if err := t.create(ctx, table); err != nil {
 		return r, err
 	}
 	u, err := url.Parse(s.dsn)
@@ -129,16 +165,16 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 	conn := []string{
 		"name=" + name, "connector.class=io.debezium.connector.jdbc.JdbcSinkConnector", "topics=" + topic,
 		"connection.url=" + jdbc, "connection.username=" + u.User.Username(), "connection.password=" + pass,
-		"insert.mode=upsert", "primary.key.mode=record_key", "delete.enabled=true", "schema.evolution=basic",
 		"collection.name.format=" + table,
 	}
+	conn = append(conn, t.write...)
 	if tuned {
 		r.name = "tuned"
-		t := []string{"tasks.max=" + strconv.Itoa(l.Parts), "batch.size=5000", "connection.pool.min_size=1",
+		tune := []string{"tasks.max=" + strconv.Itoa(t.parts), "batch.size=5000", "connection.pool.min_size=1",
 			"connection.pool.max_size=2"}
-		conn = append(conn, t...)
+		conn = append(conn, tune...)
 		worker = append(worker, "consumer.max.poll.records=5000", "consumer.fetch.min.bytes=1")
-		r.settings = strings.Join(t, ", ") + ", worker consumer.max.poll.records=5000"
+		r.settings = strings.Join(tune, ", ") + ", worker consumer.max.poll.records=5000"
 	} else {
 		r.settings = "shipped defaults (tasks.max=1, batch.size=500, pool 5/32), worker max.poll.records=500"
 	}
@@ -168,8 +204,9 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 		return r, err
 	}
 	defer p.Kill()
-	wantRows, wantSum := l.Expected(b.d, false)
-	q := `SELECT count(*), coalesce(sum(kafka_offset), 0)::bigint FROM ` + pgx.Identifier{table}.Sanitize()
+	wantRows, wantSum := t.wantRows, t.wantSum
+	timeout := cmp.Or(t.timeout, b.o.timeout)
+	q := `SELECT count(*), coalesce(sum(` + pgx.Identifier{t.offset}.Sanitize() + `), 0)::bigint FROM ` + pgx.Identifier{table}.Sanitize()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastPrint := time.Now()
@@ -197,12 +234,15 @@ func (b *bench) runDebezium(ctx context.Context, dir, topic string, l *dataset.L
 				r.total, r.finished = elapsed, true
 				exit := p.Stop(30 * time.Second)
 				r.cpu, r.maxRSS = exit.CPU, exit.PeakRSS
+				if t.check != nil {
+					return r, t.check(ctx, table)
+				}
 				return r, nil
 			}
-			if elapsed > b.o.timeout {
+			if elapsed > timeout {
 				exit := p.Stop(30 * time.Second)
 				r.cpu, r.maxRSS = exit.CPU, exit.PeakRSS
-				return r, fmt.Errorf("debezium %s: not done after %s: %d of %d rows", r.name, b.o.timeout, rows, wantRows)
+				return r, fmt.Errorf("debezium %s: not done after %s: %d of %d rows", r.name, timeout, rows, wantRows)
 			}
 			if now.Sub(lastPrint) >= 5*time.Second {
 				lastPrint = now

@@ -7,8 +7,10 @@
 // against the ceiling with start-up left out, the rebalance pause
 // (classic vs consumer group protocol) and the same records as JSON and
 // as Avro into a typed table (formats), the physical limit (COPY,
-// unnest, MERGE straight into PostgreSQL: limit), and writes
-// bench/results/<date>-<name>.md, .csv and .png.
+// unnest, MERGE straight into PostgreSQL: limit), on request an old
+// worker build against this one across a simulated network (network),
+// on request the peers' benchmark shape, sinkworker against the Debezium
+// JDBC sink (peers), and writes bench/results/<date>-<name>.md, .csv and .png.
 //
 //	scripts/services up && eval "$(scripts/services env)"
 //	go run ./bench/suite            # the default subset (make bench)
@@ -62,6 +64,8 @@ type options struct {
 	reb           rebalanceOptions
 	formats       formatsOptions
 	limit         limitOptions
+	network       networkOptions
+	peers         peersOptions
 }
 
 type bench struct {
@@ -71,6 +75,7 @@ type bench struct {
 	stamp     string
 	tmp       string
 	workerBin string
+	oldBin    string // the network scenario's baseline worker, from -network-baseline-root
 	naiveBin  string
 	ids       atomic.Int64
 	rep       *report
@@ -119,6 +124,8 @@ func run() int {
 	o.reb.flags(fs)
 	o.formats.flags(fs)
 	o.limit.flags(fs)
+	o.network.flags(fs)
+	o.peers.flags(fs)
 	fs.BoolVar(&o.keep, "keep", false, "keep topics, tables, groups")
 	fs.StringVar(&o.name, "name", "suite", "result file name: bench/results/<date>-<name>.md")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; -smoke: a temp dir)")
@@ -156,6 +163,10 @@ func run() int {
 			bad = append(bad, "-env "+k+": the harness sets it")
 		case "SINK_MODE":
 			o.insert = v == "insert"
+		case "DATABASE_URL":
+			if o.scenarios["network"] {
+				bad = append(bad, "-env DATABASE_URL: the network scenario sets it")
+			}
 		}
 	}
 	if err := o.reb.validate(); err != nil {
@@ -165,6 +176,12 @@ func run() int {
 		bad = append(bad, err.Error())
 	}
 	if err := o.limit.validate(); err != nil {
+		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := o.network.validate(o.scenarios["network"]); err != nil {
+		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := o.peers.validate(); err != nil {
 		bad = append(bad, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if o.drainParts < 1 {
@@ -277,6 +294,12 @@ func suite(ctx context.Context, o options) error {
 	if err := proc.Build(ctx, root, "./bench/naive", b.naiveBin); err != nil {
 		return err
 	}
+	if o.scenarios["network"] {
+		b.oldBin = filepath.Join(tmp, "sinkworker-old")
+		if err := proc.Build(ctx, o.network.baseline, "./cmd/sinkworker", b.oldBin); err != nil {
+			return fmt.Errorf("-network-baseline-root: %w", err)
+		}
+	}
 	b.rep.timing("build", time.Since(phase))
 
 	// Pre-produce: one topic per partition count, the same records.
@@ -306,6 +329,7 @@ func suite(ctx context.Context, o options) error {
 		need(o.dbzParts, "debezium")
 	}
 	need(o.drainParts, "drain")
+	need(o.network.parts, "network")
 	for _, P := range allParts {
 		topic := fmt.Sprintf("bench-suite-%s-p%d", b.stamp, P)
 		topics = append(topics, topic, topic+".dlq")

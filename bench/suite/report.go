@@ -41,6 +41,8 @@ type report struct {
 	rebalance *rebalanceResult
 	formats   *formatsResult
 	limit     *limitResult
+	network   *networkResult
+	peers     *peersResult
 	phases    []string
 	noise     []string
 	failures  []string
@@ -162,6 +164,16 @@ func (r *report) markdown(base string) string {
 		w("### 9. Limit: the fastest way PostgreSQL takes the rows (COPY, unnest, MERGE)")
 		w("")
 		r.limit.markdown(w, o.partitions)
+	}
+	if o.scenarios["network"] && r.network != nil {
+		w("### 10. Network: old vs new batch transaction across a simulated network")
+		w("")
+		r.network.markdown(w)
+	}
+	if o.scenarios["peers"] && r.peers != nil {
+		w("### 11. Peers' benchmark shape: sinkworker against the Debezium JDBC sink")
+		w("")
+		r.peers.markdown(w)
 	}
 	r.tail(w)
 	return b.String()
@@ -318,6 +330,12 @@ func (r *report) summary() []string {
 	}
 	if r.limit != nil {
 		out = append(out, r.limit.summary(r.o.partitions)...)
+	}
+	if r.network != nil {
+		out = append(out, r.network.summary())
+	}
+	if r.peers != nil {
+		out = append(out, r.peers.summary())
 	}
 	// sink / ceiling, for every partition count, the default settings.
 	for _, P := range r.o.partitions {

@@ -255,6 +255,24 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 		b.rep.limit = b.limit(ctx, layouts)
 		b.rep.timing("limit", time.Since(phase))
 	}
+
+	// 10. Network: the old and the new worker across a simulated network.
+	if o.scenarios["network"] {
+		phase = time.Now()
+		b.rep.network = b.network(ctx, layouts[o.network.parts])
+		b.rep.timing("network", time.Since(phase))
+	}
+
+	// 11. Peers: the peers' benchmark shape, sinkworker against the Debezium JDBC sink.
+	if o.scenarios["peers"] {
+		phase = time.Now()
+		res, err := b.peers(ctx, topics)
+		b.rep.peers = res
+		if err != nil {
+			b.rep.failed("peers", err)
+		}
+		b.rep.timing("peers", time.Since(phase))
+	}
 }
 
 // debezium produces src's records in Kafka Connect's envelope to a topic of
@@ -285,7 +303,7 @@ func (b *bench) debezium(ctx context.Context, src *dataset.Layout, topics *[]str
 		}
 		err := b.retry(ctx, label, func() error {
 			var err error
-			res, err = b.runDebezium(ctx, dir, topic, src, tuned)
+			res, err = b.runDebezium(ctx, dir, topic, b.upsertTarget(topic, src), tuned)
 			return err
 		}, func(a int) { res.attempts = a })
 		if err != nil {

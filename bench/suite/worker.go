@@ -81,10 +81,25 @@ func sum(xs []int64) (s int64) {
 	return s
 }
 
+// workerCmd is what a run's workers execute and connect to.
+type workerCmd struct {
+	bin string // the worker binary
+	dsn string // their DATABASE_URL; holds the password: never in a log line or error
+}
+
+// ownWorker is the suite's worker binary on the suite's database.
+func (b *bench) ownWorker() workerCmd { return workerCmd{bin: b.workerBin, dsn: b.s.dsn} }
+
 // runPoint drains the point's pre-produced topic with fresh group and table,
 // then (latency > 0) measures end-to-end latency on a fresh topic at half
 // the drain rate. Retrying on disturbance is the caller's.
 func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *dataset.Layout, latency time.Duration) (pointResult, error) {
+	return b.runPointWith(ctx, b.ownWorker(), pt, d, l, latency)
+}
+
+// runPointWith is runPoint with the workers wk (another binary, another
+// DSN); the harness still polls over its own connection.
+func (b *bench) runPointWith(ctx context.Context, wk workerCmd, pt point, d *dataset.Dataset, l *dataset.Layout, latency time.Duration) (pointResult, error) {
 	s := b.s
 	r := pointResult{point: pt, records: d.N}
 	id, group, table := b.fresh()
@@ -93,7 +108,7 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 	if _, err := s.db.Exec(ctx, "CHECKPOINT"); err != nil {
 		return r, fmt.Errorf("checkpoint: %w", err)
 	}
-	procs, err := b.startWorkers(pt.workers, l.Topic, group, table, id, extra)
+	procs, err := b.startWorkersWith(wk, pt.workers, l.Topic, group, table, id, extra)
 	if err != nil {
 		return r, err
 	}
@@ -114,7 +129,7 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 		return r, err
 	}
 	if latency > 0 {
-		if err := b.latency(ctx, &r, extra, latency); err != nil {
+		if err := b.latency(ctx, wk, &r, extra, latency); err != nil {
 			return r, fmt.Errorf("latency run: %w", err)
 		}
 	}
@@ -123,12 +138,17 @@ func (b *bench) runPoint(ctx context.Context, pt point, d *dataset.Dataset, l *d
 
 // startWorkers starts n worker processes in one group, members w0..w<n-1>.
 func (b *bench) startWorkers(n int, topic, group, table string, id int, extra []string) ([]*proc.Proc, error) {
+	return b.startWorkersWith(b.ownWorker(), n, topic, group, table, id, extra)
+}
+
+// startWorkersWith is startWorkers with the workers wk.
+func (b *bench) startWorkersWith(wk workerCmd, n int, topic, group, table string, id int, extra []string) ([]*proc.Proc, error) {
 	var procs []*proc.Proc
 	for w := range n {
 		logPath := filepath.Join(b.tmp, fmt.Sprintf("worker-%d-%d.log", id, w))
-		env := proc.WorkerEnv(os.Environ(), b.s.brokers, b.s.dsn, topic, group, table,
+		env := proc.WorkerEnv(os.Environ(), b.s.brokers, wk.dsn, topic, group, table,
 			append([]string{fmt.Sprintf("SINK_MEMBER=w%d", w)}, extra...)...)
-		p, err := proc.Start(b.workerBin, nil, env, logPath)
+		p, err := proc.Start(wk.bin, nil, env, logPath)
 		if err != nil {
 			killAll(procs)
 			return nil, err
@@ -145,12 +165,12 @@ func killAll(procs []*proc.Proc) {
 	}
 }
 
-// latency runs the point's settings on a fresh topic of the same partition
-// count: once the group is stable it produces at half the measured drain
-// rate for dur, polls sink_offsets every 10 ms, and takes each record's
-// latency from its produce time to the first poll that saw its offset
-// committed.
-func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur time.Duration) error {
+// latency runs the point's settings with the workers wk on a fresh topic
+// of the same partition count: once the group is stable it produces at
+// half the measured drain rate for dur, polls sink_offsets every 10 ms,
+// and takes each record's latency from its produce time to the first poll
+// that saw its offset committed.
+func (b *bench) latency(ctx context.Context, wk workerCmd, r *pointResult, extra []string, dur time.Duration) error {
 	s := b.s
 	id, group, table := b.fresh()
 	topic := fmt.Sprintf("bench-suite-%s-lat-%d", b.stamp, id)
@@ -167,7 +187,7 @@ func (b *bench) latency(ctx context.Context, r *pointResult, extra []string, dur
 	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, b.o.insert); err != nil {
 		return err
 	}
-	procs, err := b.startWorkers(r.workers, topic, group, table, id, extra)
+	procs, err := b.startWorkersWith(wk, r.workers, topic, group, table, id, extra)
 	if err != nil {
 		return err
 	}
