@@ -5,8 +5,9 @@
 //	go run ./bench/profile -partitions 64 -records 1000000 -seconds 10
 //
 // It prints the worker's CPU seconds per million records (user + system of
-// the whole run), its records/s, and the profile's top functions; the
-// profile is kept in -out for `go tool pprof`.
+// the whole run), its records/s, the profile's top functions and the
+// drain's allocations by bytes; both profiles are kept in -out for
+// `go tool pprof`.
 package main
 
 import (
@@ -93,7 +94,7 @@ func run() error {
 	if err := broker.CreateTopic(ctx, adm, topic, int32(parts)); err != nil {
 		return err
 	}
-	d := dataset.New(records, 0)
+	d := dataset.New(records, max(1, records/5))
 	if _, err := dataset.Produce(ctx, d, topic, parts, nil, kgo.SeedBrokers(brokers...)); err != nil {
 		return err
 	}
@@ -154,14 +155,24 @@ func run() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	took := time.Since(start)
+	allocs := filepath.Join(out, "allocs.pprof") // cumulative since start: the whole drain
+	if err := fetch(fmt.Sprintf("http://%s/debug/pprof/allocs", addr), allocs); err != nil {
+		return err
+	}
 	exit := p.Stop(30 * time.Second)
 	fmt.Printf("%d records, %d partitions: drained in %.1f s (first commit at %.1f s), %.0f records/s; worker CPU %.1f s, %.2f s per million records; peak RSS %d MiB\n",
 		want, parts, took.Seconds(), first.Seconds(), float64(want)/took.Seconds(), exit.CPU.Seconds(),
 		exit.CPU.Seconds()/float64(want)*1e6, exit.PeakRSS>>20)
 	fmt.Printf("profile: %s (%d s from the first commit); go tool pprof -top %s %s\n", prof, seconds, bin, prof)
-	top := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", bin, prof)
-	top.Stdout, top.Stderr = os.Stdout, os.Stderr
-	return top.Run()
+	fmt.Printf("allocations of the whole drain: %s; go tool pprof -sample_index=alloc_space -top %s %s\n", allocs, bin, allocs)
+	for _, args := range [][]string{{"-top", "-nodecount=40", bin, prof}, {"-sample_index=alloc_space", "-top", "-nodecount=25", bin, allocs}} {
+		top := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof"}, args...)...)
+		top.Stdout, top.Stderr = os.Stdout, os.Stderr
+		if err := top.Run(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // freeAddr is a loopback address with a port nothing listens on now.

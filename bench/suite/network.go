@@ -37,6 +37,7 @@ type networkOptions struct {
 	baseline string          // -network-baseline-root, absolute after validate
 	parts    int             // -network-partitions
 	pairs    int             // -network-pairs
+	batch    int             // -network-batch: BATCH_MAX_RECORDS
 }
 
 func (n *networkOptions) flags(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (n *networkOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&n.baseline, "network-baseline-root", "", "module root of the OLD tree the network scenario builds its baseline worker from (e.g. a copy of the previous commit); required with -scenarios network")
 	fs.IntVar(&n.parts, "network-partitions", 8, "partitions of the network scenario's topic")
 	fs.IntVar(&n.pairs, "network-pairs", 2, "old/new drain pairs of the network scenario per round-trip time, alternating which goes first")
+	fs.IntVar(&n.batch, "network-batch", 5000, "BATCH_MAX_RECORDS of the network scenario's workers: small batches make each partition wait on its round trips (a low-rate topic), large ones let the database's work hide them")
 }
 
 // validate parses -network-rtt and checks every bound; the baseline tree
@@ -54,8 +56,8 @@ func (n *networkOptions) validate(selected bool) error {
 	if n.rtts, err = durations(n.rttArg); err != nil {
 		errs = append(errs, fmt.Errorf("-network-rtt: %w", err))
 	}
-	if n.parts < 1 || n.pairs < 1 {
-		errs = append(errs, errors.New("-network-partitions and -network-pairs must be at least 1"))
+	if n.parts < 1 || n.pairs < 1 || n.batch < 1 {
+		errs = append(errs, errors.New("-network-partitions, -network-pairs and -network-batch must be at least 1"))
 	}
 	if selected {
 		if err := n.checkBaseline(); err != nil {
@@ -174,6 +176,7 @@ func (s networkStep) name() string {
 // networkResult is the scenario's measurements.
 type networkResult struct {
 	parts, records int
+	batch          int    // BATCH_MAX_RECORDS
 	old, new       string // module roots, with their commits
 	steps          []networkStep
 }
@@ -187,7 +190,7 @@ func (b *bench) network(ctx context.Context, l *dataset.Layout) *networkResult {
 	if b.o.workerRoot != "" {
 		newRoot = b.o.workerRoot
 	}
-	res := &networkResult{parts: l.Parts, records: b.d.N, old: describeTree(ctx, o.baseline), new: describeTree(ctx, newRoot)}
+	res := &networkResult{parts: l.Parts, records: b.d.N, batch: o.batch, old: describeTree(ctx, o.baseline), new: describeTree(ctx, newRoot)}
 	target, err := pgTarget(b.s.dsn)
 	if err != nil {
 		b.rep.failed("network", err)
@@ -224,7 +227,7 @@ func (b *bench) networkAt(ctx context.Context, l *dataset.Layout, target string,
 	}
 	logf("  network %s: SELECT 1 takes %s (median of 20)", step.name(), step.measured.Round(10*time.Microsecond))
 	bins := map[string]string{"old": b.oldBin, "new": b.workerBin}
-	pt := point{l.Parts, 1, min(16, l.Parts), 5000}
+	pt := point{l.Parts, 1, min(16, l.Parts), b.o.network.batch}
 	for pair := 1; pair <= pairs; pair++ {
 		order := []string{"new", "old"}
 		if pair%2 == 0 {
@@ -300,10 +303,10 @@ func describeTree(ctx context.Context, root string) string {
 
 func (n *networkResult) markdown(w func(string, ...any)) {
 	w("Two worker binaries drain the same pre-produced %d-record, %d-partition topic: **old** built from %s, **new** the suite's own from %s. "+
-		"Each run is one worker, POOL_MAX_CONNS %d, BATCH_MAX_RECORDS 5000 (plus -env), a fresh group and table, the table checked after, timed as the drain scenario does; "+
+		"Each run is one worker, POOL_MAX_CONNS %d, BATCH_MAX_RECORDS %d (plus -env), a fresh group and table, the table checked after, timed as the drain scenario does; "+
 		"the worker's DATABASE_URL points at a TCP proxy on 127.0.0.1 (bench/internal/netdelay) that releases every chunk half the round-trip time after reading it, each way, while the harness polls sink_offsets directly. "+
 		"Runs go in pairs, new first in odd pairs and old first in even ones; **direct** is one pair without the proxy. Measured round trip: the median of 20 sequential SELECT 1 on one connection by the same path; it is the network the runs saw, and it exceeds the nominal RTT by the proxy's timer lateness.",
-		n.records, n.parts, n.old, n.new, min(16, n.parts))
+		n.records, n.parts, n.old, n.new, min(16, n.parts), n.batch)
 	w("")
 	w("| network | measured round trip | pair | binary | records/s | after start-up | first commit | CPU s | peak conns | attempts |")
 	w("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

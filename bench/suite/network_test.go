@@ -120,7 +120,7 @@ func TestNetworkValidate(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f")
 	require.NoError(t, os.WriteFile(file, nil, 0o644))
 
-	ok := networkOptions{rttArg: "1ms,5ms", parts: 8, pairs: 2}
+	ok := networkOptions{rttArg: "1ms,5ms", parts: 8, pairs: 2, batch: 5000}
 	for _, tc := range []struct {
 		name     string
 		edit     func(*networkOptions)
@@ -134,7 +134,8 @@ func TestNetworkValidate(t *testing.T) {
 		{name: "a file", edit: func(n *networkOptions) { n.baseline = file }, selected: true, err: "no such directory"},
 		{name: "no worker", edit: func(n *networkOptions) { n.baseline = noWorker }, selected: true, err: "no cmd/sinkworker in it"},
 		{name: "bad rtt", edit: func(n *networkOptions) { n.rttArg = "fast" }, err: "-network-rtt:"},
-		{name: "no pairs", edit: func(n *networkOptions) { n.pairs = 0 }, err: "-network-pairs must be at least 1"},
+		{name: "no pairs", edit: func(n *networkOptions) { n.pairs = 0 }, err: "-network-pairs and -network-batch must be at least 1"},
+		{name: "no batch", edit: func(n *networkOptions) { n.batch = 0 }, err: "-network-batch must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := ok
