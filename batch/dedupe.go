@@ -1,6 +1,10 @@
 package batch
 
-import "github.com/twmb/franz-go/pkg/kgo"
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
 
 // Dedupe collapses records, given in offset order, to the last record of
 // each key: the highest offset wins. A tombstone (nil value) that is the
@@ -22,24 +26,39 @@ func Dedupe(records []*kgo.Record) (upserts, deletes []*kgo.Record) {
 // DedupeBy is Dedupe over any item type, with the row an item writes given
 // by key rather than by a record's key bytes (the decoded key: the JSON keys
 // "42" and 42, or an object's fields in another order, are one row), and
-// whether the item deletes its row given by isDelete. key and isDelete are
-// called at most twice per item.
-func DedupeBy[T any](items []T, key func(T) string, isDelete func(T) bool) (upserts, deletes []T) {
-	last := make(map[string]int, len(items))
-	for i, it := range items {
-		last[key(it)] = i
+// whether the item deletes its row given by isDelete. It returns the
+// winners in one new slice, the upserts first and then the deletes, each in
+// offset order, and the number of upserts; items are not modified. key and
+// isDelete get a pointer to the item (items may be large structs) and are
+// called at most twice per item. last is scratch space for the keys, so
+// that a caller with batch after batch allocates it once (nil: a new one);
+// it is emptied before DedupeBy returns, so it never keeps a batch's keys
+// (and the buffers they point into) alive.
+func DedupeBy[T any](items []T, last map[string]int, key func(*T) string, isDelete func(*T) bool) (out []T, upserts int) {
+	if last == nil {
+		last = make(map[string]int, len(items))
 	}
-	for i, it := range items {
+	defer clear(last)
+	for i := range items {
+		last[key(&items[i])] = i
+	}
+	out = make([]T, len(last))
+	dels := len(out) // deletes fill out from the back, then turn around
+	for i := range items {
+		it := &items[i]
 		if last[key(it)] != i {
 			continue
 		}
 		if isDelete(it) {
-			deletes = append(deletes, it)
+			dels--
+			out[dels] = *it
 		} else {
-			upserts = append(upserts, it)
+			out[upserts] = *it
+			upserts++
 		}
 	}
-	return upserts, deletes
+	slices.Reverse(out[upserts:])
+	return out, upserts
 }
 
 // pick splits the records that win into upserts and deletes.

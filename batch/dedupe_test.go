@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -354,5 +355,30 @@ func BenchmarkDedupe(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Dedupe(input)
+	}
+}
+
+// TestDedupeByModel: DedupeBy over records gives Dedupe's result, upserts
+// then deletes in one slice, with one scratch map for every batch, left
+// empty after each.
+func TestDedupeByModel(t *testing.T) {
+	keys := [][]byte{nil, v("a"), v("b"), v("c"), v("d"), v("e")}
+	last := map[string]int{}
+	for iter := range 300 {
+		rng := rand.New(rand.NewPCG(20261202, uint64(iter)))
+		input := randomRecords(rng, keys, rng.IntN(61))
+		snap := takeSnapshot(t, input)
+
+		out, n := DedupeBy(input, last,
+			func(r **kgo.Record) string { return string((*r).Key) },
+			func(r **kgo.Record) bool { return (*r).Value == nil })
+
+		upserts, deletes := Dedupe(input)
+		require.Equal(t, len(upserts), n, "iter %d: upserts", iter)
+		same := func(want, got []*kgo.Record) bool { return slices.Equal(want, got) } // nil and empty alike
+		assert.True(t, same(upserts, out[:n]), "iter %d: upserts first, in offset order", iter)
+		assert.True(t, same(deletes, out[n:]), "iter %d: then deletes, in offset order", iter)
+		assert.Empty(t, last, "iter %d: the scratch map keeps no key", iter)
+		assertUnchanged(t, snap, input)
 	}
 }

@@ -242,7 +242,7 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kafka_partition = EXCLUD
 		good, bad, _ := w.dec.Decode(context.Background(), fresh)
 		var res Result
 		var upserts, deletes []decode.Row
-		for _, r := range collapse(good, &res) {
+		for _, r := range w.Writer.collapse(good, &res) {
 			if r.Op == decode.OpDelete {
 				deletes = append(deletes, r)
 			} else {

@@ -41,7 +41,7 @@ func benchRecords(n int) []*kgo.Record {
 func benchRows(n int) []decode.Row {
 	dec := decode.Config{Mode: decode.ModeUpsert, Mapping: decode.MappingJSONB, MaxRecordBytes: 4 << 20, DeleteOnTombstone: true}
 	rows, _, _ := dec.Decode(context.Background(), benchRecords(n))
-	return collapse(rows, &Result{})
+	return (&Writer{}).collapse(rows, &Result{})
 }
 
 // BenchmarkColumnsOf: turning a de-duplicated batch into the unnest
@@ -115,5 +115,17 @@ func TestTextArrayNulls(t *testing.T) {
 	plain, ok := textArray(recs[:2], rowKey).([]string)
 	if !ok || len(plain) != 2 || plain[0] != "a" || plain[1] != "" {
 		t.Fatalf("without nulls: got %#v", textArray(recs[:2], rowKey))
+	}
+}
+
+// BenchmarkCollapse: an upsert batch of 5000 decoded rows (keys repeat)
+// collapsed to the last row per key, as every upsert batch is.
+func BenchmarkCollapse(b *testing.B) {
+	dec := decode.Config{Mode: decode.ModeUpsert, Mapping: decode.MappingJSONB, MaxRecordBytes: 4 << 20, DeleteOnTombstone: true}
+	rows, _, _ := dec.Decode(context.Background(), benchRecords(5000))
+	w := &Writer{}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.collapse(rows, &Result{})
 	}
 }

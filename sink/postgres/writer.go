@@ -93,6 +93,8 @@ type Writer struct {
 	// reread is set once a vanished column (42703) made the columns be
 	// read again, until the next commit.
 	reread bool
+	// lastOfKey is collapse's scratch map, kept from batch to batch.
+	lastOfKey map[string]int
 
 	idle                            time.Duration // SINK_TX_IDLE_TIMEOUT, 0: the server's setting
 	lockSQL, advanceSQL             string
@@ -345,7 +347,7 @@ func (w *Writer) applySegment(ctx context.Context, tx Tx, rows []decode.Row, res
 	for len(pending) > 0 {
 		ops := pending
 		if w.mode == decode.ModeUpsert {
-			ops = collapse(pending, res)
+			ops = w.collapse(pending, res)
 		}
 		rejected, err := w.execIsolating(ctx, tx, ops, res)
 		if err != nil {
@@ -363,22 +365,31 @@ func (w *Writer) applySegment(ctx context.Context, tx Tx, rows []decode.Row, res
 }
 
 // collapse is batch.DedupeBy on the decoded key, after dropping the
-// tombstones that are not deletes (decode.OpSkip).
-func collapse(rows []decode.Row, res *Result) []decode.Row {
-	live := make([]decode.Row, 0, len(rows))
-	for _, r := range rows {
-		if r.Op == decode.OpSkip {
-			countSkip(r, res)
-			continue
+// tombstones that are not deletes (decode.OpSkip): the upserts first, then
+// the deletes. The rows are copied once (CPU profile of a 64-partition
+// drain: copying them three times and a new key map per batch were a
+// tenth of the worker's time).
+func (w *Writer) collapse(rows []decode.Row, res *Result) []decode.Row {
+	live := rows
+	if slices.ContainsFunc(rows, func(r decode.Row) bool { return r.Op == decode.OpSkip || len(r.Keep) > 0 }) {
+		live = make([]decode.Row, 0, len(rows)) // fillKept writes into its rows: never into the caller's
+		for _, r := range rows {
+			if r.Op == decode.OpSkip {
+				countSkip(r, res)
+				continue
+			}
+			live = append(live, r)
 		}
-		live = append(live, r)
+		fillKept(live)
 	}
-	fillKept(live)
-	upserts, deletes := batch.DedupeBy(live,
-		func(r decode.Row) string { return r.Key },
-		func(r decode.Row) bool { return r.Op == decode.OpDelete })
-	res.Deduplicated += len(live) - len(upserts) - len(deletes)
-	return append(upserts, deletes...)
+	if w.lastOfKey == nil {
+		w.lastOfKey = make(map[string]int, len(live))
+	}
+	out, _ := batch.DedupeBy(live, w.lastOfKey,
+		func(r *decode.Row) string { return r.Key },
+		func(r *decode.Row) bool { return r.Op == decode.OpDelete })
+	res.Deduplicated += len(live) - len(out)
+	return out
 }
 
 // earlierOfSameKeys returns the rows of pending that share a key with a
