@@ -17,6 +17,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
+	"github.com/sinkworker/sinkworker/sink/decode/format"
 )
 
 // The peers scenario: the benchmark shape the peers publish (16
@@ -24,7 +25,9 @@ import (
 // record) in Kafka Connect's JSON-with-schema envelope, drained from one
 // topic of its own by sinkworker (its defaults, SINK_MODE=insert,
 // connect-json key and value) and by Kafka Connect with the Debezium JDBC
-// sink (shipped defaults, then tuned), each into a fresh table.
+// sink (shipped defaults, then tuned), each into a fresh table; and the
+// same rows from memory by binary COPY, the database's limit for them
+// (peers_limit.go).
 
 // peersGoal is the issue's bar: sinkworker drains the shape at least this
 // many times as fast as the tuned Debezium JDBC sink.
@@ -95,8 +98,27 @@ var peersColumns = []struct{ name, typ string }{
 // appendPeersPayload appends record i's payload, e.g.
 // {"id":7,"name":"customer-7","qty":7,"amount":0.07,"active":false,"created":1767225600007,"note":"the quick ..."}.
 // Every tenth record has no created (null).
-func appendPeersPayload(b []byte, i int) []byte {
-	start := len(b)
+func appendPeersPayload(b []byte, i int) []byte { return appendPeersFields(b, i, false) }
+
+// appendPeersDecoded appends record i's value as sinkworker's connect-json
+// reader gives it, the JSON its insert table's value column takes: the
+// payload with created as RFC 3339 text (format.AppendTimestamp), e.g.
+// "created":"2026-01-01T00:00:00.007Z".
+func appendPeersDecoded(b []byte, i int) []byte { return appendPeersFields(b, i, true) }
+
+// appendPeersKeyText appends record i's key as sinkworker's insert table
+// stores a connect-json key (decode.Row.KeyText: the decoded key's JSON
+// text), e.g. {"id":7}.
+func appendPeersKeyText(b []byte, i int) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	return append(b, '}')
+}
+
+// appendPeersFields appends record i's payload, or with decoded its
+// decoded value; both have the same note, which pads the payload.
+func appendPeersFields(b []byte, i int, decoded bool) []byte {
+	start, longer := len(b), 0 // longer: how much longer the decoded created is than the payload's
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, int64(i), 10)
 	b = append(b, `,"name":"customer-`...)
@@ -110,11 +132,16 @@ func appendPeersPayload(b []byte, i int) []byte {
 	b = append(b, `,"created":`...)
 	if i%10 == 9 {
 		b = append(b, "null"...)
+	} else if ms := peersEpoch + int64(i); decoded {
+		n := len(b)
+		b = format.AppendTimestamp(b, time.UnixMilli(ms).UTC())
+		var digits [20]byte
+		longer = len(b) - n - len(strconv.AppendInt(digits[:0], ms, 10))
 	} else {
-		b = strconv.AppendInt(b, peersEpoch+int64(i), 10)
+		b = strconv.AppendInt(b, ms, 10)
 	}
 	b = append(b, `,"note":"`...)
-	for j := len(b) - start; j < peersPayloadSize-2; j++ {
+	for j := len(b) - start - longer; j < peersPayloadSize-2; j++ {
 		b = append(b, peersText[(i+j)%len(peersText)])
 	}
 	return append(b, `"}`...)
@@ -175,12 +202,14 @@ type peersResult struct {
 	debezium                           bool // the Debezium runs were asked for
 	sinkSettings                       string
 	sink                               *pointResult
-	dbz                                []dbzResult // defaults, tuned; a failed run that wrote rows is kept, unfinished
+	limitGen                           time.Duration   // building every limit row alone, one goroutine
+	limits                             []peersLimitRun // per peersLimitConns, the finished ones
+	dbz                                []dbzResult     // defaults, tuned; a failed run that wrote rows is kept, unfinished
 }
 
-// peers produces the scenario's topic and drains it with sinkworker, then
-// with Debezium (defaults, tuned); a failed run is in the report and the
-// others go on.
+// peers produces the scenario's topic and drains it with sinkworker,
+// measures the limit of its rows, then drains the topic with Debezium
+// (defaults, tuned); a failed run is in the report and the others go on.
 func (b *bench) peers(ctx context.Context, topics *[]string) (*peersResult, error) {
 	s, o := b.s, b.o.peers
 	res := &peersResult{records: o.records, parts: o.parts, debezium: o.debezium,
@@ -218,6 +247,7 @@ func (b *bench) peers(ctx context.Context, topics *[]string) (*peersResult, erro
 			label, run.rate(), run.steadyRate(), run.firstCommit.Seconds(), run.cpu.Seconds(), mib(run.maxRSS), run.peakConns)
 		res.sink = &run
 	}
+	failed = append(failed, b.peersLimits(ctx, topic, res)...)
 	if !o.debezium {
 		return res, failure(failed)
 	}
@@ -404,6 +434,8 @@ func (p *peersResult) markdown(w func(string, ...any)) {
 	w("")
 	w("- **sinkworker**: one worker, its defaults (POOL_MAX_CONNS 16, BATCH_MAX_RECORDS 5000, SINK_MAPPING=jsonb: the value as one jsonb column) and SINK_MODE=insert, SINK_KEY_FORMAT=SINK_VALUE_FORMAT=connect-json, into the insert table (primary key kafka_topic, kafka_partition, kafka_offset); records/s from process start until sink_offsets covers every record, after start-up from the first poll showing a commit.")
 	w("- **Debezium**: Kafka Connect standalone (connect-runtime 4.3.1) + Debezium JDBC sink %s, JsonConverter with schemas.enable=true, insert.mode=insert, primary.key.mode=kafka, schema.evolution=none, into a table created up front with a typed column per value field and __connect_topic, __connect_partition, __connect_offset as primary key; JVM -Xmx1g. Shipped defaults, then tuned (tasks.max=%d, batch.size=5000, pool 1/2, consumer max.poll.records=5000). records/s from JVM start until the table holds every record (polled every 250 ms), after start-up from the first row.", debeziumVersion, p.parts)
+	w("- **limit**: the rows the sinkworker run writes (its key text, its decoded value as jsonb, the topic, partition, offset, a timestamp), built from memory and written by binary COPY (pgx CopyFrom) into a fresh table of the same insert shape after a CHECKPOINT: batches of %d consecutive records of one partition, one COPY (one transaction) each, with %s connections, connection i writing the partitions p with p %% connections == i. No Kafka, no decoding, no offsets table: what this PostgreSQL takes of these rows at best, whatever the sink. records/s from the first COPY to the last commit; the fastest connection count is the limit. "+
+		"Each connection builds a batch's rows from the record indexes into a buffer it reuses (10M rows held as Go values would take several GB), inside the timed loop: the CPU s column is this process's CPU in the run (building and COPY encoding), and the building alone is measured below.", peersLimitBatch, peersLimitConnsText(p.parts))
 	w("- Every table is checked: one row per record, offsets summing to what the topic holds, and each row's id the one produced to its partition and offset.")
 	w("")
 	if !p.debezium {
@@ -427,7 +459,7 @@ func (p *peersResult) markdown(w func(string, ...any)) {
 		w("| Debezium %s | %s | **%.0f** | %.0f | %.1f s | %d | %.1f | %.1f | %.0f | %d |", d.name, d.settings, d.rate(), d.steadyRate(),
 			d.firstRow.Seconds(), d.peakConns, d.cpu.Seconds(), perM(d.cpu), mib(d.maxRSS), d.attempts)
 	}
-	w("")
+	p.limitMarkdown(w, perM)
 	if p.debezium {
 		w("%s", p.summary())
 		w("")
@@ -443,9 +475,9 @@ func (p *peersResult) summary() string {
 	line := fmt.Sprintf("**sink / Debezium tuned**, the peers' shape (%d records, %d partitions, insert, connect-json): ", p.records, p.parts)
 	if !p.debezium {
 		if p.sink == nil {
-			return line + "no figure (Debezium not run, sinkworker failed)"
+			return line + "no figure (Debezium not run, sinkworker failed)" + p.limitSummary()
 		}
-		return line + fmt.Sprintf("Debezium not run; sinkworker %.0f records/s (%.0f after start-up)", p.sink.rate(), p.sink.steadyRate())
+		return line + fmt.Sprintf("Debezium not run; sinkworker %.0f records/s (%.0f after start-up)", p.sink.rate(), p.sink.steadyRate()) + p.limitSummary()
 	}
 	if whole, steady, d, ok := p.ratio("tuned"); ok {
 		line += fmt.Sprintf("**%.1f** from process start (%.0f / %.0f records/s), %.1f after both start-ups; goal >= %.0f: **%s**",
@@ -456,7 +488,7 @@ func (p *peersResult) summary() string {
 	if whole, steady, d, ok := p.ratio("defaults"); ok {
 		line += fmt.Sprintf("; **sink / Debezium defaults**: **%.1f** (%.0f / %.0f records/s), %.1f after both start-ups", whole, p.sink.rate(), d.rate(), steady)
 	}
-	return line
+	return line + p.limitSummary()
 }
 
 // thousands writes n with commas: 181818 -> "181,818".

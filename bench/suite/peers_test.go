@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/decode/format"
 )
 
@@ -37,6 +39,7 @@ func TestPeersRecord(t *testing.T) {
 
 			got, shape, err := dec.AppendJSON(nil, value)
 			require.NoError(t, err, "connect-json reads the value")
+			assert.Equal(t, string(got), string(appendPeersDecoded(nil, tc.i)), "the limit's value is the decoded one")
 			var v map[string]any
 			require.NoError(t, json.Unmarshal(got, &v), "%s", got)
 			assert.Equal(t, float64(tc.i), v["id"])
@@ -67,8 +70,62 @@ func TestPeersRecord(t *testing.T) {
 			gotKey, _, err := dec.AppendJSON(nil, key)
 			require.NoError(t, err, "connect-json reads the key")
 			assert.JSONEq(t, `{"id":`+strconv.Itoa(tc.i)+`}`, string(gotKey))
+			assert.Equal(t, string(gotKey), string(appendPeersKeyText(nil, tc.i)))
 		})
 	}
+}
+
+// The limit's rows are what sinkworker's insert table gets of the records:
+// its key text and value as the connect-json reader gives them.
+func TestPeersLimitRows(t *testing.T) {
+	cfg := decode.Config{Mode: decode.ModeInsert, Mapping: decode.MappingJSONB, MaxRecordBytes: 1 << 20,
+		KeyFormat: decode.FormatConnectJSON, ValueFormat: decode.FormatConnectJSON}
+	const n, parts = 103, 4
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Key: peersKey(i), Value: peersValue(i), Partition: int32(i % parts), Offset: int64(i / parts)})
+	}
+	decoded, rejected, err := cfg.Decode(t.Context(), recs)
+	require.NoError(t, err)
+	require.Empty(t, rejected)
+	require.Len(t, decoded, n)
+
+	rows := newPeersRows("topic-x", parts, 10)
+	seen := 0
+	var batches [][3]int
+	for c := range 2 {
+		err := peersLimitEach(n, parts, 2, c, 10, func(p int, from int64, cnt int) error {
+			batches = append(batches, [3]int{p, int(from), cnt})
+			rows.fill(p, from, cnt)
+			for j := range cnt {
+				row, err := rows.at(j)
+				require.NoError(t, err)
+				i := (int(from)+j)*parts + p
+				want := decoded[i]
+				assert.Equal(t, "topic-x", row[0])
+				assert.Equal(t, want.Record.Partition, row[1])
+				assert.Equal(t, want.Record.Offset, row[2])
+				assert.Equal(t, string(want.KeyText), string(row[3].([]byte)), "key of record %d", i)
+				assert.Equal(t, string(want.Value), string(row[4].([]byte)), "value of record %d", i)
+				assert.Equal(t, time.UnixMilli(peersEpoch+int64(i)), row[5])
+				seen++
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, n, seen, "every record once")
+	// Partitions 0 and 2 go to connection 0, 1 and 3 to 1, a batch of each in turn;
+	// 103 records: partitions 0-2 hold 26, partition 3 holds 25.
+	assert.Equal(t, [][3]int{{0, 0, 10}, {2, 0, 10}, {0, 10, 10}, {2, 10, 10}, {0, 20, 6}, {2, 20, 6},
+		{1, 0, 10}, {3, 0, 10}, {1, 10, 10}, {3, 10, 10}, {1, 20, 6}, {3, 20, 5}}, batches)
+}
+
+func TestPeersLimitConns(t *testing.T) {
+	assert.Equal(t, []int{16, 2}, peersLimitConns(16))
+	assert.Equal(t, []int{2}, peersLimitConns(2))
+	assert.Equal(t, []int{1}, peersLimitConns(1))
+	assert.Equal(t, "16 and 2", peersLimitConnsText(16))
 }
 
 func TestPeersExpected(t *testing.T) {
@@ -132,9 +189,27 @@ func TestPeersReport(t *testing.T) {
 	assert.Contains(t, b.String(), "181,818 msg/s")
 	assert.Contains(t, b.String(), "130,952 msg/s")
 	assert.Contains(t, b.String(), "| Debezium tuned |")
+	assert.NotContains(t, b.String(), "| limit", "no limit rows without a limit run")
+
+	// The limit: 2 connections is the faster, so it is the limit.
+	p.limitGen = 2 * time.Second
+	p.limits = []peersLimitRun{{conns: 16, time: 5 * time.Second, attempts: 1}, {conns: 2, time: 4 * time.Second, clientCPU: 3 * time.Second, attempts: 1}}
+	s = p.summary()
+	assert.Contains(t, s, "**sink / limit**: **0.40** from process start (100000 / 250000 records/s, limit at 2 connections)")
+	assert.Contains(t, s, "**limit / Debezium tuned**: **20.0** (250000 / 12500 records/s)")
+	b.Reset()
+	p.markdown(func(f string, a ...any) { b.WriteString(strings.TrimSpace(fmt.Sprintf(f, a...)) + "\n") })
+	assert.Contains(t, b.String(), "| limit, 16 connections | binary COPY from memory, batches of 5000, one transaction each; CPU s: this process | 200000 | 200000 |")
+	assert.Contains(t, b.String(), "| **limit**, 2 connections | binary COPY from memory, batches of 5000, one transaction each; CPU s: this process | **250000** | **250000** | none | 2 | 3.0 | 3.0 |")
+	assert.Contains(t, b.String(), "takes 2.00 s for the 1000000 records (500000 records/s), 50% of the limit run's 4.0 s")
+	table := b.String()[strings.Index(b.String(), "| run |"):]
+	table = table[:strings.Index(table, "\n\n")]
+	assert.Contains(t, table, "| **limit**, 2 connections", "the limit rows are in the table")
 
 	p.dbz = p.dbz[:1]
 	assert.Contains(t, p.summary(), "no figure")
 	p.debezium, p.dbz = false, nil
 	assert.Contains(t, p.summary(), "Debezium not run; sinkworker 100000 records/s")
+	assert.Contains(t, p.summary(), "**sink / limit**: **0.40**")
+	assert.NotContains(t, p.summary(), "limit / Debezium")
 }
