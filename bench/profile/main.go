@@ -141,6 +141,10 @@ func run() error {
 	if err := fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), prof); err != nil {
 		return err
 	}
+	heap := filepath.Join(out, "heap.pprof") // what is live mid-drain
+	if err := fetch(fmt.Sprintf("http://%s/debug/pprof/heap", addr), heap); err != nil {
+		return err
+	}
 	for {
 		n, err := committed()
 		if err != nil {
@@ -165,6 +169,7 @@ func run() error {
 		exit.CPU.Seconds()/float64(want)*1e6, exit.PeakRSS>>20)
 	fmt.Printf("profile: %s (%d s from the first commit); go tool pprof -top %s %s\n", prof, seconds, bin, prof)
 	fmt.Printf("allocations of the whole drain: %s; go tool pprof -sample_index=alloc_space -top %s %s\n", allocs, bin, allocs)
+	fmt.Printf("live heap after the CPU profile: %s; go tool pprof -sample_index=inuse_space -top %s %s\n", heap, bin, heap)
 	for _, args := range [][]string{{"-top", "-nodecount=40", bin, prof}, {"-sample_index=alloc_space", "-top", "-nodecount=25", bin, allocs}} {
 		top := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof"}, args...)...)
 		top.Stdout, top.Stderr = os.Stdout, os.Stderr

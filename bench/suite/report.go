@@ -195,8 +195,13 @@ func (r *report) sweepSection(w func(string, ...any)) {
 	o := r.o
 	w("Worker binary (`go build ./cmd/sinkworker`) as child processes, fresh group and table per point; time from start until sink_offsets covers every record (polled every %s). Connections: peak of pg_stat_activity `sinkworker/<group>/%%`. After start-up: records committed after the first poll showing a commit, over the time since. CPU: user+system of all worker processes; RSS: the largest worker's peak resident set (VmHWM, read before SIGTERM). Latency: a fresh topic of the same partition count, produced at half the point's drain rate for %s once the group is stable; per record, produce time to the first 10 ms poll of sink_offsets that shows it committed.", pollInterval, o.latency)
 	w("")
-	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
-	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	if r.limit != nil {
+		w("")
+		w("/ limit: records/s after start-up over the limit scenario's fastest method for this mode at the point's connection count (same partitions), and over its fastest at any connection count (section Limit).")
+	}
+	w("")
+	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | / limit at conns | / best limit | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
+	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, p := range r.points {
 		c, at := r.ceilingAt(p.parts, max(1, p.conns()))
 		ratio, steady := "-", fmt.Sprintf("%.0f", p.steadyRate())
@@ -204,10 +209,30 @@ func (r *report) sweepSection(w func(string, ...any)) {
 			ratio = fmt.Sprintf("%.2f (%d)", p.rate()/c, at)
 			steady += fmt.Sprintf(" (%.2f)", p.steadyRate()/c)
 		}
-		w("| %d | %d | %d | %d | %.0f | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
-			p.rate(), ratio, steady, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
+		atConns, best := "-", "-"
+		if l, ok := r.limitFor(p.parts, max(1, p.conns())); ok {
+			atConns = fmt.Sprintf("%.2f", p.steadyRate()/l.rate(r.limit.records))
+		}
+		if l, ok := r.limitFor(p.parts, 0); ok {
+			best = fmt.Sprintf("%.2f (%d)", p.steadyRate()/l.rate(r.limit.records), l.conns)
+		}
+		w("| %d | %d | %d | %d | %.0f | %s | %s | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
+			p.rate(), ratio, steady, atConns, best, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
 	}
 	w("")
+}
+
+// limitFor is the limit scenario's fastest run for the sweep's mode at P
+// partitions and conns connections (0: any).
+func (r *report) limitFor(P, conns int) (limitRun, bool) {
+	if r.limit == nil {
+		return limitRun{}, false
+	}
+	mode := "upsert"
+	if r.o.insert {
+		mode = "insert"
+	}
+	return r.limit.best(mode, P, conns)
 }
 
 func (r *report) naiveSection(w func(string, ...any)) {
@@ -342,6 +367,15 @@ func (r *report) summary() []string {
 		p, ok := r.reference(P)
 		if !ok {
 			continue
+		}
+		if l, ok := r.limitFor(P, max(1, p.conns())); ok {
+			line := fmt.Sprintf("**sink / limit** at %d partitions (%s), after start-up: **%.2f** at its %d connections (%.0f / %.0f records/s, %s)",
+				P, p.point, p.steadyRate()/l.rate(r.limit.records), l.conns, p.steadyRate(), l.rate(r.limit.records), l.method)
+			if top, ok := r.limitFor(P, 0); ok {
+				line += fmt.Sprintf(", %.2f against the best connection count (%.0f records/s, %s at %d)",
+					p.steadyRate()/top.rate(r.limit.records), top.rate(r.limit.records), top.method, top.conns)
+			}
+			out = append(out, line)
 		}
 		c, at := r.ceilingAt(P, max(1, p.conns()))
 		if c > 0 {
