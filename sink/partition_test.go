@@ -45,7 +45,7 @@ func TestBufferShareBoundsHeldRecords(t *testing.T) {
 	assert.True(t, paused(), "60 KB held: over the share")
 
 	b := batch.New(w.cfg.Batch)
-	assert.True(t, p.fill(b, time.Now()), "paused with nothing queued: write now, not after an hour's linger")
+	assert.True(t, p.fill(b), "paused with nothing queued: write now, not after an hour's linger")
 	assert.Equal(t, 60, b.Len())
 	assert.True(t, paused(), "records in the batch still count until written")
 
@@ -59,6 +59,49 @@ func TestBufferShareBoundsHeldRecords(t *testing.T) {
 	// Two batches' worth still pauses on its own when the share is large.
 	p.offer(recs(60, 10_000), 100, 1<<40)
 	assert.True(t, paused(), "two batches queued")
-	assert.False(t, p.fill(b, time.Now()), "a full batch and more queued: not starved")
+	assert.False(t, p.fill(b), "a full batch and more queued: not starved")
 	assert.Equal(t, 5000, b.Len())
+}
+
+// TestLingerCountsFromArrival: BATCH_LINGER counts from when a batch's
+// first record was handed to the partition, not from when the partition's
+// goroutine took it from the queue: records that came while the previous
+// batch was being written are due as soon as the write ends if they have
+// waited the linger already. A batch of records from several hand-overs
+// takes the oldest one's time.
+func TestLingerCountsFromArrival(t *testing.T) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.ConsumeTopics("t")) // never dialled
+	require.NoError(t, err)
+	defer cl.Close()
+	const linger = 200 * time.Millisecond
+	w := &Worker{cl: cl, log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: Config{
+		Batch: batch.Policy{MaxRecords: 4, MaxBytes: 4 << 20, Linger: linger},
+	}}
+	p := newPartition(w, "t", 0)
+	recs := func(from, n int) []*kgo.Record {
+		out := make([]*kgo.Record, n)
+		for i := range out {
+			out[i] = &kgo.Record{Topic: "t", Offset: int64(from + i), Value: []byte("{}")}
+		}
+		return out
+	}
+	first := time.Now()
+	p.offer(recs(0, 3), 100, 1<<30)
+	time.Sleep(linger + 50*time.Millisecond) // the previous batch's write
+	second := time.Now()
+	p.offer(recs(3, 3), 100, 1<<30)
+
+	b := batch.New(w.cfg.Batch)
+	p.fill(b)
+	require.Equal(t, 4, b.Len(), "three of the first hand-over, one of the second")
+	assert.True(t, b.Due(time.Now()), "its first record has waited the linger already")
+	d, _ := b.Deadline()
+	assert.WithinRange(t, d, first.Add(linger), second.Add(linger), "due a linger after the first hand-over")
+
+	b.Take()
+	p.fill(b)
+	require.Equal(t, 2, b.Len(), "the rest of the second hand-over")
+	d, _ = b.Deadline()
+	assert.False(t, d.Before(second.Add(linger)), "the second batch counts from the second hand-over")
+	assert.Empty(t, p.runs, "nothing queued, nothing remembered")
 }

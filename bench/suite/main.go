@@ -47,6 +47,7 @@ type options struct {
 	records, keys int
 	partitions    []int
 	full, smoke   bool
+	points        []point // -points: exactly these sweep points
 	latency       time.Duration
 	naiveTime     time.Duration
 	debezium      bool
@@ -109,6 +110,7 @@ func run() int {
 	fs.IntVar(&o.keys, "keys", 0, "key space (default records/5: keys repeat)")
 	fs.StringVar(&parts, "partitions", "1,4,16,64", "partition counts of the sweep (one topic each)")
 	fs.BoolVar(&o.full, "full", false, "the whole sweep: partitions x workers {1,2,4} x POOL_MAX_CONNS {1,2,4,8,16,P} x BATCH_MAX_RECORDS {100,1000,5000}")
+	pointsArg := fs.String("points", "", "exactly these sweep points instead of the default subset: comma-separated PARTITIONS/WORKERS/POOL_MAX_CONNS/BATCH_MAX_RECORDS, e.g. 16/1/16/5000 (each partition count must be in -partitions)")
 	fs.BoolVar(&o.smoke, "smoke", false, "a tiny run in seconds (CI): 2000 records, 4 partitions, 2 points, no Debezium, no memory scenario; results to a temp dir")
 	fs.DurationVar(&o.latency, "latency", 5*time.Second, "length of each point's latency run at half its drain rate (0: none)")
 	fs.DurationVar(&o.naiveTime, "naive-time", 20*time.Second, "how long the naive consumer runs (it is slow: one transaction per record)")
@@ -143,6 +145,10 @@ func run() int {
 	var err error
 	if o.partitions, err = ints(parts); err != nil || len(o.partitions) == 0 {
 		fmt.Fprintln(os.Stderr, "suite: -partitions: want a comma-separated list of positive numbers")
+		return 2
+	}
+	if o.points, err = parsePoints(*pointsArg, o.partitions); err != nil {
+		fmt.Fprintln(os.Stderr, "suite: -points:", err)
 		return 2
 	}
 	if o.memory, err = ints(memory); err != nil {
@@ -418,4 +424,23 @@ func ms(d time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// parsePoints reads -points: P/W/POOL/BATCH entries, each P one of parts.
+func parsePoints(arg string, parts []int) ([]point, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	var pts []point
+	for _, e := range strings.Split(arg, ",") {
+		f, err := ints(strings.ReplaceAll(strings.TrimSpace(e), "/", ","))
+		if err != nil || len(f) != 4 {
+			return nil, fmt.Errorf("%q: want PARTITIONS/WORKERS/POOL_MAX_CONNS/BATCH_MAX_RECORDS, each a positive number", e)
+		}
+		if !slices.Contains(parts, f[0]) {
+			return nil, fmt.Errorf("%q: %d partitions is not in -partitions %v", e, f[0], parts)
+		}
+		pts = append(pts, point{f[0], f[1], f[2], f[3]})
+	}
+	return pts, nil
 }

@@ -24,6 +24,9 @@ func sweep(o options) []point {
 		pts = append(pts, p)
 	}
 	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P} } // 16: the default POOL_MAX_CONNS
+	if o.points != nil {
+		return o.points
+	}
 	if o.smoke {
 		P := slices.Max(o.partitions)
 		add(point{P, 1, 1, 5000})
