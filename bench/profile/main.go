@@ -113,6 +113,7 @@ func run() error {
 	}
 	wenv := proc.WorkerEnv(os.Environ(), brokers, dsn, topic, group, table,
 		append([]string{"HTTP_ADDR=" + addr, "HTTP_PPROF=true"}, env...)...)
+	others := sampleCPU() // the broker's and PostgreSQL's CPU, for what the drain costs them
 	start := time.Now()
 	p, err := proc.Start(bin, nil, wenv, filepath.Join(out, "worker.log"))
 	if err != nil {
@@ -159,6 +160,7 @@ func run() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	took := time.Since(start)
+	spent := sampleCPU().since(others)           // before the worker's backends exit with their CPU
 	allocs := filepath.Join(out, "allocs.pprof") // cumulative since start: the whole drain
 	if err := fetch(fmt.Sprintf("http://%s/debug/pprof/allocs", addr), allocs); err != nil {
 		return err
@@ -167,6 +169,9 @@ func run() error {
 	fmt.Printf("%d records, %d partitions: drained in %.1f s (first commit at %.1f s), %.0f records/s; worker CPU %.1f s, %.2f s per million records; peak RSS %d MiB\n",
 		want, parts, took.Seconds(), first.Seconds(), float64(want)/took.Seconds(), exit.CPU.Seconds(),
 		exit.CPU.Seconds()/float64(want)*1e6, exit.PeakRSS>>20)
+	perM := func(d time.Duration) float64 { return d.Seconds() / float64(want) * 1e6 }
+	fmt.Printf("CPU seconds per million records: worker %.2f, broker %.2f, PostgreSQL %.2f (its processes during the drain; other work on the machine counts too)\n",
+		perM(exit.CPU), perM(spent.broker), perM(spent.postgres))
 	fmt.Printf("profile: %s (%d s from the first commit); go tool pprof -top %s %s\n", prof, seconds, bin, prof)
 	fmt.Printf("allocations of the whole drain: %s; go tool pprof -sample_index=alloc_space -top %s %s\n", allocs, bin, allocs)
 	fmt.Printf("live heap after the CPU profile: %s; go tool pprof -sample_index=inuse_space -top %s %s\n", heap, bin, heap)
@@ -208,4 +213,51 @@ func fetch(url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// cpuSample is the CPU time the broker and PostgreSQL's processes have used
+// so far (utime + stime from /proc, Linux).
+type cpuSample struct {
+	broker   time.Duration
+	postgres map[int]time.Duration // by pid: backends come and go
+}
+
+func (a cpuSample) since(b cpuSample) (d struct{ broker, postgres time.Duration }) {
+	d.broker = a.broker - b.broker
+	for pid, t := range a.postgres {
+		d.postgres += t - b.postgres[pid] // a backend born since counts from 0
+	}
+	return d
+}
+
+func sampleCPU() cpuSample {
+	s := cpuSample{postgres: map[int]time.Duration{}}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name in parentheses: utime and stime
+		// are the 12th and 13th, in clock ticks (100 per second).
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		t := time.Duration(u+k) * 10 * time.Millisecond
+		switch args := strings.ReplaceAll(string(cmd), "\x00", " "); {
+		case strings.Contains(args, "kafka.Kafka"):
+			s.broker += t
+		case strings.HasPrefix(args, "postgres:") || filepath.Base(strings.SplitN(args, " ", 2)[0]) == "postgres":
+			s.postgres[pid] = t
+		}
+	}
+	return s
 }
