@@ -8,8 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/valyala/fastjson"
-
+	"github.com/sinkworker/sinkworker/sink/decode/format"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -52,34 +51,13 @@ func jsonValueProblem(v []byte) (msg string, ok bool) {
 	if len(v) == 0 {
 		return "value is empty (neither JSON nor a tombstone)", false
 	}
-	if !validJSON(v) {
+	if !format.ValidJSON(v) {
 		return "value is not valid JSON: " + jsonProblem(v), false
 	}
 	if hasNULEscape(v) {
 		return `value contains \u0000, which PostgreSQL jsonb cannot store`, false
 	}
 	return "", true
-}
-
-// fastJSONBrackets bounds the brackets a value may hold for fastjson's
-// validator, which recurses once per nesting level without a limit: a
-// record of millions of '[' would grow a goroutine's stack by gigabytes.
-const fastJSONBrackets = 512
-
-// validJSON is json.Valid's verdict, from fastjson's validator where it is
-// exact: 2-3x faster on records like the bench's, and JSON validation was
-// the largest cost of decoding (CPU profile of a 64-partition drain).
-// encoding/json's scanner decides for a value with a backslash (fastjson
-// v1.6.10 misses a control character before an escape in a string:
-// FuzzValidJSON found it), with more brackets than fastJSONBrackets, or
-// that fastjson refuses (its error path allocates; encoding/json's verdict
-// stands).
-func validJSON(v []byte) bool {
-	if bytes.IndexByte(v, '\\') >= 0 ||
-		len(v) > fastJSONBrackets && bytes.Count(v, []byte{'['})+bytes.Count(v, []byte{'{'}) > fastJSONBrackets {
-		return json.Valid(v)
-	}
-	return fastjson.ValidateBytes(v) == nil || json.Valid(v)
 }
 
 // textProblem says why b cannot be PostgreSQL text, or "".

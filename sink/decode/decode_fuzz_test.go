@@ -2,8 +2,6 @@ package decode
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -67,26 +65,6 @@ func FuzzRecordChecks(f *testing.F) {
 					}
 				}
 			}
-		}
-	})
-}
-
-// FuzzValidJSON: validJSON (fastjson first) and json.Valid agree on every
-// input, including the deeply nested values validJSON leaves to
-// encoding/json (the seeds run with every go test).
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{
-		`{"a": 1}`, `[1, 2.5e-3, -0, true, false, null, "x\u00e9\n"]`, `{"a":{"b":[{}]}}`, ` 1 `, `"\ud800"`,
-		`01`, `1.`, `.5`, `1e`, `-`, `+1`, `NaN`, `Infinity`, `[1,]`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `'x'`,
-		"\"\x01\"", "\"\t\"", "[1]\x0c", "\x0c[1]", `"\x"`, `"\u12"`, `"\u12g4"`, `[1] [2]`, ``, ` `, `{"a":1}}`,
-		"\xff", `"` + "\xc3\x28" + `"`, strings.Repeat("[", 600) + strings.Repeat("]", 600),
-		strings.Repeat("[", 600) + strings.Repeat("]", 599), strings.Repeat(`{"a":`, 300) + "1" + strings.Repeat("}", 300),
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
 }

@@ -266,7 +266,20 @@ func FuzzConnectJSON(f *testing.F) {
 	f.Add(`{"schema":{"type":"string"}}`)
 	d := NewConnectJSON()
 	f.Fuzz(func(t *testing.T, body string) {
+		// A new decoder reads the envelope the general way; a decoder
+		// whose last envelope had this schema may take the short cut
+		// (sameAsLast): both must say the same.
+		general, _, gerr := NewConnectJSON().AppendJSON(nil, []byte(body))
 		out, _, err := d.AppendJSON(nil, []byte(body))
+		again, _, aerr := d.AppendJSON(nil, []byte(body))
+		for _, x := range []struct {
+			out []byte
+			err error
+		}{{out, err}, {again, aerr}} {
+			if (x.err == nil) != (gerr == nil) || string(x.out) != string(general) {
+				t.Fatalf("%q: %q, %v; the general path: %q, %v", body, x.out, x.err, general, gerr)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrSchema) {
 				t.Fatalf("error of no class: %v", err)
