@@ -111,8 +111,14 @@ type compiledConnect struct {
 type connectJSON struct {
 	mu    sync.RWMutex
 	cache map[string]*compiledConnect // by the schema's JSON text
-	last  atomic.Pointer[compiledConnect]
+	// recent are the last schemas read the general way, for sameAsLast:
+	// a few, as one decoder serves every topic's keys and values.
+	recent [connectRecent]atomic.Pointer[compiledConnect]
+	slot   atomic.Uint32 // the next of recent to replace
 }
+
+// connectRecent is how many schemas sameAsLast compares a body with.
+const connectRecent = 4
 
 // NewConnectJSON returns a Decoder of Kafka Connect's JSON envelope
 // (JsonConverter with schemas.enable=true); body is the whole record
@@ -143,7 +149,7 @@ func (d *connectJSON) AppendJSON(dst, body []byte) ([]byte, *Shape, error) {
 		if c, err = d.compiled(rawSchema); err != nil {
 			return dst, nil, err
 		}
-		d.last.Store(c)
+		d.remember(c)
 		payload = p
 	}
 	if string(payload) == "null" {
@@ -165,31 +171,45 @@ const (
 )
 
 // sameAsLast reads body without a scan of its schema when it is exactly
-// what JsonConverter writes around the schema text of the last envelope
+// what JsonConverter writes around the schema text of a recent envelope
 // (comparing a schema's bytes is far cheaper than walking them: the walk
 // was a third of an envelope's decoding). It returns nil when body is
 // anything else, for the general path to read.
 func (d *connectJSON) sameAsLast(body []byte) (*compiledConnect, []byte) {
-	c := d.last.Load()
-	if c == nil {
-		return nil, nil
-	}
 	rest, ok := bytes.CutPrefix(body, []byte(cjSchemaKey))
-	if !ok || len(rest) < len(c.raw) || string(rest[:len(c.raw)]) != c.raw {
+	if !ok {
 		return nil, nil
 	}
-	if rest, ok = bytes.CutPrefix(rest[len(c.raw):], []byte(cjPayloadKey)); !ok {
-		return nil, nil
+	for i := range d.recent {
+		c := d.recent[i].Load()
+		if c == nil || len(rest) < len(c.raw) || string(rest[:len(c.raw)]) != c.raw {
+			continue
+		}
+		after, ok := bytes.CutPrefix(rest[len(c.raw):], []byte(cjPayloadKey))
+		if !ok {
+			return nil, nil
+		}
+		// The schema text is a whole JSON value and ",\"payload\":" follows
+		// it, so it is all of the schema; the payload runs to the closing
+		// brace and must be one JSON value (else another member follows it).
+		payload, ok := bytes.CutSuffix(bytes.TrimRight(after, " \t\n\r"), []byte("}"))
+		payload = bytes.TrimRight(payload, " \t\n\r")
+		if !ok || !ValidJSON(payload) {
+			return nil, nil
+		}
+		return c, payload
 	}
-	// The schema text is a whole JSON value and ",\"payload\":" follows
-	// it, so it is all of the schema; the payload runs to the closing
-	// brace and must be one JSON value (else another member follows it).
-	payload, ok := bytes.CutSuffix(bytes.TrimRight(rest, " \t\n\r"), []byte("}"))
-	payload = bytes.TrimRight(payload, " \t\n\r")
-	if !ok || !ValidJSON(payload) {
-		return nil, nil
+	return nil, nil
+}
+
+// remember makes c one of the recent schemas, unless it is one already.
+func (d *connectJSON) remember(c *compiledConnect) {
+	for i := range d.recent {
+		if d.recent[i].Load() == c {
+			return
+		}
 	}
-	return c, payload
+	d.recent[d.slot.Add(1)%connectRecent].Store(c)
 }
 
 // cjErrNotJSON is made once: splitEnvelope runs for every record.
