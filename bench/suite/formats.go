@@ -201,14 +201,8 @@ func (b *bench) formatRun(ctx context.Context, f, topic string, recs *orders, re
 	if err := b.awaitDrain(ctx, procs, &run.pointResult, group, topic); err != nil {
 		return run, err
 	}
-	for _, p := range procs {
-		exit := p.Stop(60 * time.Second)
-		run.cpu += exit.CPU
-		run.maxRSS, run.sumRSS = max(run.maxRSS, exit.PeakRSS), run.sumRSS+exit.PeakRSS
-		run.logLines += len(p.Lines())
-		if exit.Code != 0 {
-			return run, fmt.Errorf("the worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
-		}
+	if err := stopWorkers(procs, &run.pointResult); err != nil {
+		return run, err
 	}
 	rows, sum := recs.expected()
 	return run, sinkdb.Check(ctx, s.db, table, rows, sum)

@@ -294,23 +294,12 @@ func (b *bench) limitRun(ctx context.Context, l *dataset.Layout, perPart [][]lim
 		return 0, err
 	}
 	q := newLimitSQL(l.Topic, table, insert)
-	pc, err := pgx.ParseConfig(b.s.dsn)
+	cns, closeAll, err := b.connectN(ctx, conns, "bench-suite-limit")
 	if err != nil {
 		return 0, err
 	}
-	pc.RuntimeParams["application_name"] = "bench-suite-limit"
-	cns := make([]*pgx.Conn, conns)
-	defer func() {
-		for _, cn := range cns {
-			if cn != nil {
-				cn.Close(context.Background())
-			}
-		}
-	}()
+	defer closeAll()
 	for i := range cns {
-		if cns[i], err = pgx.ConnectConfig(ctx, pc); err != nil {
-			return 0, fmt.Errorf("limit connection: %w", err)
-		}
 		if m == limitCopyUpsert {
 			if _, err := cns[i].Exec(ctx, q.stageCreate); err != nil {
 				return 0, fmt.Errorf("limit stage table: %w", err)

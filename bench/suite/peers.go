@@ -363,14 +363,8 @@ func (b *bench) peersSink(ctx context.Context, topic string, res *peersResult) (
 	if err := b.awaitDrain(ctx, procs, &r, group, topic); err != nil {
 		return r, err
 	}
-	for _, p := range procs {
-		exit := p.Stop(60 * time.Second)
-		r.cpu += exit.CPU
-		r.maxRSS, r.sumRSS = max(r.maxRSS, exit.PeakRSS), r.sumRSS+exit.PeakRSS
-		r.logLines += len(p.Lines())
-		if exit.Code != 0 {
-			return r, fmt.Errorf("the worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
-		}
+	if err := stopWorkers(procs, &r); err != nil {
+		return r, err
 	}
 	rows, sum := peersExpected(res.records, res.parts)
 	if err := sinkdb.Check(ctx, s.db, table, rows, sum); err != nil {

@@ -139,24 +139,11 @@ func (b *bench) peersLimit(ctx context.Context, topic string, res *peersResult, 
 	if err := sinkdb.EnsureTable(ctx, b.s.db, topic, table, true); err != nil {
 		return run, err
 	}
-	pc, err := pgx.ParseConfig(b.s.dsn)
+	cns, closeAll, err := b.connectN(ctx, conns, "bench-suite-peers-limit")
 	if err != nil {
-		return run, errors.New("DATABASE_URL is not a valid pgx connection string")
+		return run, err
 	}
-	pc.RuntimeParams["application_name"] = "bench-suite-peers-limit"
-	cns := make([]*pgx.Conn, conns)
-	defer func() {
-		for _, cn := range cns {
-			if cn != nil {
-				cn.Close(context.Background())
-			}
-		}
-	}()
-	for i := range cns {
-		if cns[i], err = pgx.ConnectConfig(ctx, pc); err != nil {
-			return run, fmt.Errorf("limit connection: %w", err)
-		}
-	}
+	defer closeAll()
 	if _, err := cns[0].Exec(ctx, "CHECKPOINT"); err != nil {
 		return run, fmt.Errorf("checkpoint: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
@@ -116,14 +117,8 @@ func (b *bench) runPointWith(ctx context.Context, wk workerCmd, pt point, d *dat
 	if err := b.awaitDrain(ctx, procs, &r, group, l.Topic); err != nil {
 		return r, err
 	}
-	for _, p := range procs {
-		exit := p.Stop(60 * time.Second)
-		r.cpu += exit.CPU
-		r.maxRSS, r.sumRSS = max(r.maxRSS, exit.PeakRSS), r.sumRSS+exit.PeakRSS
-		r.logLines += len(p.Lines())
-		if exit.Code != 0 {
-			return r, fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
-		}
+	if err := stopWorkers(procs, &r); err != nil {
+		return r, err
 	}
 	if err := b.checkTable(ctx, table, d, l); err != nil {
 		return r, err
@@ -156,6 +151,46 @@ func (b *bench) startWorkersWith(wk workerCmd, n int, topic, group, table string
 		procs = append(procs, p)
 	}
 	return procs, nil
+}
+
+// stopWorkers stops a run's workers with SIGTERM and adds their CPU, peak
+// RSS and log lines to r; a worker that does not exit 0 is an error.
+func stopWorkers(procs []*proc.Proc, r *pointResult) error {
+	for _, p := range procs {
+		exit := p.Stop(60 * time.Second)
+		r.cpu += exit.CPU
+		r.maxRSS, r.sumRSS = max(r.maxRSS, exit.PeakRSS), r.sumRSS+exit.PeakRSS
+		r.logLines += len(p.Lines())
+		if exit.Code != 0 {
+			return fmt.Errorf("a worker exited with status %d after SIGTERM\n%s", exit.Code, p.Tail(20))
+		}
+	}
+	return nil
+}
+
+// connectN opens n connections to the suite's database named app, and
+// returns them with what closes them.
+func (b *bench) connectN(ctx context.Context, n int, app string) ([]*pgx.Conn, func(), error) {
+	pc, err := pgx.ParseConfig(b.s.dsn)
+	if err != nil {
+		return nil, nil, errors.New("DATABASE_URL is not a valid pgx connection string")
+	}
+	pc.RuntimeParams["application_name"] = app
+	cns := make([]*pgx.Conn, 0, n)
+	closeAll := func() {
+		for _, cn := range cns {
+			cn.Close(context.Background())
+		}
+	}
+	for range n {
+		cn, err := pgx.ConnectConfig(ctx, pc)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s connection: %w", app, err)
+		}
+		cns = append(cns, cn)
+	}
+	return cns, closeAll, nil
 }
 
 // killAll kills the processes that are still running.
