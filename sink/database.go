@@ -29,6 +29,26 @@ func (w *Worker) openDB(ctx context.Context) error {
 		return err
 	}
 	w.columns = cols
+	if err := checkSession(ctx, p); err != nil {
+		return err
+	}
 	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
+	return nil
+}
+
+// checkSession refuses a database session the batch transaction cannot
+// run in: its offsets advance and COMMIT go as one simple query with the
+// parameters interpolated by pgx, which needs standard_conforming_strings
+// on (PostgreSQL's default since 9.1; off, every batch would fail).
+func checkSession(ctx context.Context, p *pool.Pool) error {
+	conn, err := p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if v := conn.Conn().PgConn().ParameterStatus("standard_conforming_strings"); v != "on" {
+		return fmt.Errorf("%w: DATABASE_URL: the database session has standard_conforming_strings=%s; sinkworker needs on "+
+			"(the default; set by ALTER DATABASE/ROLE ... SET or options in the URL)", ErrConfig, v)
+	}
 	return nil
 }

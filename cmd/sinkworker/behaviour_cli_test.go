@@ -191,3 +191,21 @@ func listeningSockets(t *testing.T, pid int) int {
 	}
 	return n
 }
+
+// TestStandardConformingStringsOff: a database session with
+// standard_conforming_strings off (here from options in DATABASE_URL),
+// where the batch transaction's simple query could not run, stops start-up
+// with exit status 2 naming the setting, instead of failing every batch.
+func TestStandardConformingStringsOff(t *testing.T) {
+	t.Parallel()
+	pool := db(t)
+	topic, table, group := ownTopic(t, 1), uniq("t"), ownGroup(t, pool)
+	dropTable(t, pool, table)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	u.RawQuery += "&options=-c%20standard_conforming_strings%3Doff" // %20, not the + of url.Values
+	code, _, stderr := runBinary(t, map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
+		"SINK_TABLE_MAP": topic + "=" + table, "DATABASE_URL": u.String()})
+	assert.Equal(t, 2, code, "stderr:\n%s", stderr)
+	assert.Contains(t, stderr, "standard_conforming_strings=off")
+}
