@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -170,9 +171,33 @@ func (r *cdcRun) sync(timeout time.Duration) time.Duration {
 		return err == nil && seq == r.marker
 	}, timeout, 200*time.Millisecond, "marker %d never reached the target table %s", r.marker, target)
 	seen := time.Since(start)
-	caughtUp(t, r.dst, r.group, r.topics(), timeout)
-	t.Logf("marker %d in the target after %s, all topics applied after %s", r.marker, seen.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	// Kafka orders records within a partition only: the marker's topic can
+	// have its event before a table's topic has every earlier one (the
+	// connector's producer sends to each partition on its own, and after a
+	// kill it sends a backlog again). So the topics must also stop growing
+	// for a while, and then be applied.
+	for ends := r.ends(); ; {
+		caughtUp(t, r.dst, r.group, r.topics(), timeout)
+		time.Sleep(2 * time.Second)
+		now := r.ends()
+		if maps.Equal(now, ends) {
+			break
+		}
+		require.Less(t, time.Since(start), timeout, "the topics never stopped growing: %v, then %v", ends, now)
+		ends = now
+	}
+	t.Logf("marker %d in the target after %s, all topics applied and quiet after %s", r.marker, seen.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	return time.Since(start)
+}
+
+// ends is the end offset of each of the run's topics.
+func (r *cdcRun) ends() map[string]int64 {
+	r.t.Helper()
+	ends, err := admin(r.t).ListEndOffsets(r.t.Context(), r.topics()...)
+	require.NoError(r.t, err)
+	out := map[string]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Topic] += o.Offset })
+	return out
 }
 
 // reconcileAll compares each source table with its target table by
