@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sinkworker/sinkworker/sink/decode"
 )
 
@@ -23,7 +25,7 @@ var copyMinRows = 64
 // the caller writes the batch with the statement, which skips replays and
 // isolates bad rows as ever. An error is one the statement would not fix
 // either (the connection, the transaction).
-func (w *Writer) copyInsert(ctx context.Context, tx Tx, ops []decode.Row, res *Result) (bool, error) {
+func (w *Writer) copyInsert(ctx context.Context, tx *pgx.Conn, ops []decode.Row, res *Result) (bool, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(ops) * 128)
 	topic, partition := copyText(nil, []byte(w.topic)), strconv.AppendInt(nil, int64(w.partition), 10)
@@ -44,7 +46,7 @@ func (w *Writer) copyInsert(ctx context.Context, tx Tx, ops []decode.Row, res *R
 	}
 	// The SAVEPOINT rides with the COPY: one simple query, one round trip
 	// (pgconn sends the data without waiting for the server's go-ahead).
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, "SAVEPOINT sink; "+w.copySQL)
+	tag, err := tx.PgConn().CopyFrom(ctx, &buf, "SAVEPOINT sink; "+w.copySQL)
 	if err == nil {
 		res.Written += int(tag.RowsAffected())
 		res.Copied += int(tag.RowsAffected())

@@ -26,7 +26,7 @@ import (
 //     that fail on their own, unless it proves systemic (see
 //     rejectStreak): then it returns a *SystemicError and nothing of the
 //     batch is dead-lettered.
-func (w *Writer) execIsolating(ctx context.Context, tx Tx, ops []decode.Row, res *Result) ([]rejectedRow, error) {
+func (w *Writer) execIsolating(ctx context.Context, tx *pgx.Conn, ops []decode.Row, res *Result) ([]rejectedRow, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
@@ -96,7 +96,7 @@ func (w *Writer) execIsolating(ctx context.Context, tx Tx, ops []decode.Row, res
 // Transient error retries the batch, where the field becomes an unknown
 // one. Only when the catalog was read again since the last commit does
 // 42703 stay Fatal.
-func (w *Writer) execSavepoint(ctx context.Context, tx Tx, ops []decode.Row, res *Result) error {
+func (w *Writer) execSavepoint(ctx context.Context, tx *pgx.Conn, ops []decode.Row, res *Result) error {
 	err := w.execOnce(ctx, tx, ops, res)
 	if w.cols == nil || sqlstate(err) != "42703" || w.reread {
 		return err
@@ -107,7 +107,7 @@ func (w *Writer) execSavepoint(ctx context.Context, tx Tx, ops []decode.Row, res
 		w.topic, w.partition, w.cols.id.Sanitize(), Loggable(err)) // no %w: Transient, not the Fatal 42703
 }
 
-func (w *Writer) execOnce(ctx context.Context, tx Tx, ops []decode.Row, res *Result) error {
+func (w *Writer) execOnce(ctx context.Context, tx *pgx.Conn, ops []decode.Row, res *Result) error {
 	var writes, dels []decode.Row
 	if w.mode == decode.ModeInsert {
 		writes = ops
@@ -200,7 +200,7 @@ func (w *Writer) queueJSONB(b *pgx.Batch, writes, dels []decode.Row, written, de
 // queueColumns queues the SINK_MAPPING=columns statements and returns the
 // number of unknown fields among the writes. Writes that keep some columns
 // (Row.Keep) go in statements of their own that leave those columns out.
-func (w *Writer) queueColumns(ctx context.Context, tx Tx, b *pgx.Batch, writes, dels []decode.Row,
+func (w *Writer) queueColumns(ctx context.Context, tx *pgx.Conn, b *pgx.Batch, writes, dels []decode.Row,
 	written, deleted *int64) (int, error) {
 	count := func(n *int64) func(pgconn.CommandTag) error {
 		return func(ct pgconn.CommandTag) error { *n += ct.RowsAffected(); return nil }

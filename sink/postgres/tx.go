@@ -7,45 +7,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Tx is what a batch's statements need of its transaction. pgx.Tx has it,
-// and so does the writer's own batchTx.
-type Tx interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	Conn() *pgx.Conn
-}
-
-// batchTx is a batch transaction the writer begins and ends by hand on one
-// connection, so that BEGIN travels with the offsets row lock and COMMIT
-// with the offsets advance: a clean batch costs three round trips (BEGIN +
-// lock, SAVEPOINT + statements, advance + COMMIT) where pgx.Tx, which
-// sends BEGIN and COMMIT on their own, needs five. Across a network each
-// round trip is a partition's whole latency.
-type batchTx struct{ conn *pgx.Conn }
-
-func (t batchTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return t.conn.Exec(ctx, sql, args...)
-}
-
-func (t batchTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return t.conn.Query(ctx, sql, args...)
-}
-
-func (t batchTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return t.conn.QueryRow(ctx, sql, args...)
-}
-
-func (t batchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return t.conn.SendBatch(ctx, b)
-}
-
-func (t batchTx) Conn() *pgx.Conn { return t.conn }
+// The writer begins and ends a batch's transaction by hand on one
+// connection (beginLocked, advanceCommit, rollback), and its statements
+// run on that *pgx.Conn, so that BEGIN travels with the offsets row lock and
+// COMMIT with the offsets advance: a clean batch costs three round trips
+// (BEGIN + lock, SAVEPOINT + statements, advance + COMMIT) where pgx.Tx,
+// which sends BEGIN and COMMIT on their own, needs five. Across a network
+// each round trip is a partition's whole latency.
 
 // connOf returns the connection db stands for and how to give it back.
 // Write holds one connection from BEGIN to COMMIT.

@@ -181,7 +181,6 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	if err != nil {
 		return res, w.wrap("begin and lock offsets row", err)
 	}
-	tx := batchTx{conn}
 	fresh, freshBad := rows, rejected
 	for len(fresh) > 0 && fresh[0].Record.Offset < next {
 		fresh = fresh[1:]
@@ -197,7 +196,7 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	}
 
 	w.pending = w.streak
-	dbBad, err := w.apply(ctx, tx, fresh, &res)
+	dbBad, err := w.apply(ctx, conn, fresh, &res)
 	if err != nil {
 		return res, err
 	}
@@ -271,7 +270,7 @@ type rejectedRow struct {
 // own. In upsert mode the batch is first collapsed to the last row per
 // key; when that row is rejected, the key's previous row in the batch is
 // tried next, so the table holds the last GOOD value of each key.
-func (w *Writer) apply(ctx context.Context, tx Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+func (w *Writer) apply(ctx context.Context, tx *pgx.Conn, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	if w.cols != nil && w.cols.Absent() {
 		// A table still to be created from a record schema (Columns.Ensure)
 		// has no row to delete or truncate: only tombstones, deletes and
@@ -321,7 +320,7 @@ func countSkip(r decode.Row, res *Result) {
 }
 
 // applySegment writes rows that hold no truncate (see apply).
-func (w *Writer) applySegment(ctx context.Context, tx Tx, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
+func (w *Writer) applySegment(ctx context.Context, tx *pgx.Conn, rows []decode.Row, res *Result) ([]decode.Rejection, error) {
 	var bad []decode.Rejection
 	pending := rows
 	if w.mode == decode.ModeInsert && slices.ContainsFunc(rows, func(r decode.Row) bool { return r.Op == decode.OpSkip }) {
