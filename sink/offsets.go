@@ -64,6 +64,7 @@ func (w *Worker) startOffsets(ctx context.Context, offsets map[string]map[int32]
 			// Negative: KAFKA_START_OFFSET, resolved by the client.
 			if at := o.EpochOffset().Offset; at >= 0 && w.parts[topic][part] != nil {
 				w.parts[topic][part].setStart(at)
+				w.committer.started(topic, part, at)
 			}
 		}
 	}

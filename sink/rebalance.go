@@ -34,6 +34,7 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 		}
 	}
 	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
+	w.committer.take(added)         // nor an offset known from it
 	n := w.countLocked()
 	w.pool.SetAssigned(context.Background(), n)
 	w.metrics.Assigned.Set(float64(n))
@@ -54,7 +55,7 @@ func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, revoked map[string
 	w.drop(revoked, func(p *partition) { p.stop(min(revokeBudget, w.cfg.ShutdownTimeout)) })
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	w.committer.commit(cctx, revoked)
+	w.committer.commit(cctx, revoked, false)
 	w.metrics.Rebalances.WithLabelValues("revoked").Inc()
 	w.log.Info("partitions revoked", "revoked", revoked, "assigned", w.count())
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -36,6 +37,19 @@ import (
 // franz-go's default 60 s rebalance timeout, after which the member would be
 // kicked from the group.
 const revokeBudget = 30 * time.Second
+
+// retryBackoff is how long the Kafka client waits before its fails-th retry
+// of a request: 100 ms doubling to 1 s, with ±20% jitter, as Java's
+// clients (retry.backoff.ms, retry.backoff.max.ms; KIP-580), not franz-go's
+// 250 ms to 5 s. After a broker outage the group coordinator restarts every
+// member's session timeout when it loads the group: a heartbeat still
+// backing off for seconds could miss it, and the member be expired while it
+// keeps its partitions (see Worker.forgotten).
+func retryBackoff(fails int) time.Duration {
+	d := 100 * time.Millisecond << min(max(fails-1, 0), 4)
+	d = min(d, time.Second)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
 
 // commitInterval is how often offsets are copied to Kafka.
 const commitInterval = time.Second
@@ -239,6 +253,7 @@ func (w *Worker) kafkaOpts() ([]kgo.Opt, error) {
 		kgo.OnPartitionsLost(w.serial(w.lost)),
 		kgo.AdjustFetchOffsetsFn(w.startOffsets),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		kgo.RetryBackoffFn(retryBackoff),
 		// New partitions of a consumed topic are found on a metadata
 		// refresh: within this age instead of franz-go's 5 minutes.
 		kgo.MetadataMaxAge(metadataMaxAge),
@@ -298,7 +313,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	deadline := time.Now().Add(w.cfg.ShutdownTimeout)
 	w.stopAll(time.Until(deadline))
 	cctx, ccancel := context.WithDeadline(context.Background(), deadline.Add(5*time.Second))
-	w.committer.commit(cctx, nil)
+	w.committer.commit(cctx, nil, false)
 	ccancel()
 	w.cl.CloseAllowingRebalance() // leaves the group; revoke finds nothing left to flush
 	stopBG()

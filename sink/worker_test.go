@@ -397,8 +397,17 @@ func TestDeadLetterWaitsForAck(t *testing.T) {
 // UNKNOWN_MEMBER_ID while its client still believes in its assignment: the
 // worker must abandon its partitions and close their connections at once
 // (I4: the partitions belong to other members now), and take them up again
-// when the client rejoins, losing and doubling nothing.
+// when the client rejoins, losing and doubling nothing. A busy member learns
+// it from the commit of its next batch; an idle one, with nothing to
+// commit, from the committer's probe (old code: it kept its partitions and
+// connections until a heartbeat got through).
 func TestForgottenMemberLetsGo(t *testing.T) {
+	for _, busy := range []bool{true, false} {
+		t.Run(map[bool]string{true: "busy", false: "idle"}[busy], func(t *testing.T) { testForgottenMember(t, busy) })
+	}
+}
+
+func testForgottenMember(t *testing.T, busy bool) {
 	const partitions = 2
 	c, cfg, db := wtSetup(t, partitions, kfake.BrokerConfigs(map[string]string{
 		"group.consumer.heartbeat.interval.ms": "500",
@@ -406,7 +415,11 @@ func TestForgottenMemberLetsGo(t *testing.T) {
 	}))
 	cfg.GroupProtocol = GroupProtocolConsumer
 	topic := cfg.Topics[0]
-	var starve atomic.Bool // heartbeats answered "coordinator loading": retried, never seen by the coordinator
+	// Heartbeats answered "coordinator loading": retried, never seen by the
+	// coordinator. Commits too, until the session has expired: kfake (unlike
+	// Kafka's KIP-848 coordinator) keeps a member's session alive on its
+	// commits, and the committer's probe would.
+	var starve, starveCommits atomic.Bool
 	c.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		if !starve.Load() {
@@ -414,6 +427,26 @@ func TestForgottenMemberLetsGo(t *testing.T) {
 		}
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+		return resp, nil, true
+	})
+	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !starveCommits.Load() {
+			return nil, nil, false
+		}
+		commit := req.(*kmsg.OffsetCommitRequest)
+		resp := commit.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range commit.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
 		return resp, nil, true
 	})
 	landed := func(n int64) func() bool {
@@ -436,14 +469,33 @@ func TestForgottenMemberLetsGo(t *testing.T) {
 	w, stop := wtRun(t, cfg)
 	require.Eventually(t, landed(100), 30*time.Second, 20*time.Millisecond)
 	require.Positive(t, connections())
+	require.Eventually(t, func() bool { // Kafka's copy too: nothing left to commit
+		committed, err := wtAdmin(t, c).FetchOffsets(t.Context(), cfg.Group)
+		if err != nil {
+			return false
+		}
+		for p := range int32(partitions) {
+			if o, ok := committed.Lookup(topic, p); !ok || o.At != 100 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
 
 	starve.Store(true)
+	starveCommits.Store(true)
 	time.Sleep(4 * time.Second) // past the session timeout: the coordinator forgets the member
-	wtProduceRange(t, c.ListenAddrs(), topic, partitions, 100, 200)
+	starveCommits.Store(false)  // loaded: commits are answered, heartbeats still back off
+	if busy {
+		wtProduceRange(t, c.ListenAddrs(), topic, partitions, 100, 200)
+	}
 	assert.Eventually(t, func() bool { return w.count() == 0 && connections() == 0 }, 20*time.Second, 50*time.Millisecond,
 		"a forgotten member still runs %d partitions over %d connections", w.count(), connections())
 
 	starve.Store(false) // the next heartbeat hears UNKNOWN_MEMBER_ID; the client rejoins
+	if !busy {
+		wtProduceRange(t, c.ListenAddrs(), topic, partitions, 100, 200)
+	}
 	wtProduceRange(t, c.ListenAddrs(), topic, partitions, 200, 300)
 	require.Eventually(t, landed(300), 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, stop())
