@@ -21,6 +21,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,14 +35,51 @@ import (
 // Config configures the pool.
 type Config struct {
 	// MaxConns caps the connections one worker opens, whatever its
-	// assignment. Default 16, at least 1.
-	MaxConns int `env:"POOL_MAX_CONNS, default=16"`
+	// assignment. Default 16, at least 1; Auto ("auto") adapts the cap to
+	// what the database gives back, within [1, assigned partitions] (see
+	// Adaptive).
+	MaxConns Conns `env:"POOL_MAX_CONNS, default=16"`
+	// OnLimit, if set, is called after an automatic limit changed, with the
+	// new limit and the reason (a Reason constant). Not from the
+	// environment.
+	OnLimit func(limit int, reason string)
 }
+
+// Conns is a number of connections, or Auto.
+type Conns int
+
+// Auto is POOL_MAX_CONNS=auto.
+const Auto Conns = -1
+
+// EnvDecode reads "auto" or a number.
+func (c *Conns) EnvDecode(v string) error {
+	if strings.EqualFold(strings.TrimSpace(v), "auto") {
+		*c = Auto
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not a number or auto: %q", v)
+	}
+	*c = Conns(n)
+	return nil
+}
+
+func (c Conns) String() string {
+	if c == Auto {
+		return "auto"
+	}
+	return strconv.Itoa(int(c))
+}
+
+// autoMaxConns is the pgxpool's own bound under Auto: never reached, as the
+// slots hold writers to at most the assigned partitions.
+const autoMaxConns = 4096
 
 // Validate names every bad field at once, by its environment variable.
 func (c Config) Validate() error {
-	if c.MaxConns < 1 {
-		return fmt.Errorf("POOL_MAX_CONNS: must be at least 1, got %d", c.MaxConns)
+	if c.MaxConns < 1 && c.MaxConns != Auto {
+		return fmt.Errorf("POOL_MAX_CONNS: must be at least 1 or auto, got %d", c.MaxConns)
 	}
 	return nil
 }
@@ -65,6 +104,7 @@ const closeTimeout = time.Second
 type Pool struct {
 	*pgxpool.Pool
 	maxConns int
+	auto     *slots // POOL_MAX_CONNS=auto; nil for a fixed cap
 
 	mu       sync.Mutex
 	assigned int
@@ -86,6 +126,9 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 		return nil, errors.New("DATABASE_URL: not a valid pgx connection string")
 	}
 	pc.MaxConns = int32(cfg.MaxConns)
+	if cfg.MaxConns == Auto {
+		pc.MaxConns = autoMaxConns
+	}
 	pc.MinConns = 0 // connections only for partitions actually writing
 	pc.ConnConfig.RuntimeParams["application_name"] = applicationName
 	// No ping on acquire. pgxpool pings a connection idle for over a second
@@ -111,7 +154,10 @@ func New(ctx context.Context, dsn, applicationName string, cfg Config) (*Pool, e
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
-	p := &Pool{Pool: pp, maxConns: cfg.MaxConns, stop: make(chan struct{})}
+	p := &Pool{Pool: pp, maxConns: int(cfg.MaxConns), stop: make(chan struct{})}
+	if cfg.MaxConns == Auto {
+		p.maxConns, p.auto = autoMaxConns, newSlots(cfg.OnLimit)
+	}
 	p.trimmerWG.Go(p.keepTrimmed)
 	return p, nil
 }
@@ -181,7 +227,61 @@ func (p *Pool) keepTrimmed() {
 func (p *Pool) Limit() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Size(p.assigned, p.maxConns)
+	return Size(p.assigned, p.capLocked())
+}
+
+// capLocked is MaxConns, or under Auto the adaptive limit.
+func (p *Pool) capLocked() int {
+	if p.auto != nil {
+		limit, _, _ := p.auto.state()
+		return limit
+	}
+	return p.maxConns
+}
+
+// Slot is a partition's turn to hold a connection and write, under
+// POOL_MAX_CONNS=auto; a nil Slot (a fixed cap) does nothing.
+type Slot struct{ s *slots }
+
+// Slot waits, under POOL_MAX_CONNS=auto, until fewer partitions write than
+// the adaptive limit allows, or ctx ends; with a fixed cap it returns at
+// once (the pgxpool's own bound holds). Give the slot back with Done or
+// Release.
+func (p *Pool) Slot(ctx context.Context) (*Slot, error) {
+	if p.auto == nil {
+		return nil, nil
+	}
+	if err := p.auto.acquire(ctx); err != nil {
+		return nil, err
+	}
+	return &Slot{s: p.auto}, nil
+}
+
+// Done gives the slot back after a transaction that committed records
+// records in took, from holding a connection to the commit: the adaptive
+// limit learns from it.
+func (s *Slot) Done(records int, took time.Duration) {
+	if s != nil {
+		s.s.release(records, took)
+	}
+}
+
+// Release gives the slot back after an attempt that did not commit.
+func (s *Slot) Release() {
+	if s != nil {
+		s.s.release(0, 0)
+	}
+}
+
+// Adaptive reports, under POOL_MAX_CONNS=auto, the adaptive limit, the
+// last round's latency over the base, and the partitions waiting for a
+// slot; ok is false with a fixed cap.
+func (p *Pool) Adaptive() (limit int, ratio float64, waiting int, ok bool) {
+	if p.auto == nil {
+		return 0, 0, 0, false
+	}
+	limit, ratio, waiting = p.auto.state()
+	return limit, ratio, waiting, true
 }
 
 // SetAssigned records the worker's current number of assigned partitions
@@ -194,18 +294,22 @@ func (p *Pool) Limit() int {
 // its connection and leaves it idle) is closed by the trimming goroutine
 // when it comes back.
 func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
+	if p.auto != nil {
+		p.auto.setCap(assigned)
+	}
 	p.mu.Lock()
 	p.assigned = assigned
-	limit := min(assigned, p.maxConns)
+	limit := min(assigned, p.capLocked())
 	p.mu.Unlock()
 	p.trim(ctx, limit)
 }
 
-// idleLimit is min(assigned, MaxConns): what the pool keeps when idle.
+// idleLimit is min(assigned, MaxConns or the adaptive limit): what the pool
+// keeps when idle.
 func (p *Pool) idleLimit() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return min(p.assigned, p.maxConns)
+	return min(p.assigned, p.capLocked())
 }
 
 // trim closes idle connections beyond limit. It holds every idle connection

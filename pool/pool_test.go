@@ -101,7 +101,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "default", cfg: Config{MaxConns: 16}},
 		{name: "smallest", cfg: Config{MaxConns: 1}},
 		{name: "zero value", cfg: Config{}, wantErr: true},
-		{name: "negative", cfg: Config{MaxConns: -1}, wantErr: true},
+		{name: "negative", cfg: Config{MaxConns: -2}, wantErr: true},
+		{name: "auto", cfg: Config{MaxConns: Auto}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +165,7 @@ func TestSetAssignedTrimsIdleConnections(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		maxConns  int
+		maxConns  Conns
 		open      int // connections open (and idle) before SetAssigned
 		assigned  int
 		wantTotal int
@@ -192,7 +193,7 @@ func TestSetAssignedTrimsIdleConnections(t *testing.T) {
 			assert.Eventually(t, func() bool { return p.Stat().TotalConns() == int32(tt.wantTotal) },
 				10*trimEvery, trimEvery/4, "TotalConns after SetAssigned: want %d", tt.wantTotal)
 			assert.Equal(t, tt.wantLimit, p.Limit(), "Limit after SetAssigned")
-			assert.Equal(t, Size(tt.assigned, tt.maxConns), p.Limit(), "Limit follows Size")
+			assert.Equal(t, Size(tt.assigned, int(tt.maxConns)), p.Limit(), "Limit follows Size")
 			// Closing a connection ends its backend asynchronously.
 			assert.Eventually(t, func() bool { return serverConns(t, name) == tt.wantTotal },
 				10*time.Second, 50*time.Millisecond, "server-side connections of this pool")
@@ -355,4 +356,62 @@ WHERE application_name = $1 AND wait_event_type = 'Lock'`, name).Scan(&n))
 	assert.Zero(t, waiting(), "the cancelled query stopped waiting on the server before it returned, while the lock is still held")
 	_, err = p.Exec(t.Context(), `SELECT 1`)
 	assert.NoError(t, err, "the connection survives the cancel")
+}
+
+// TestAutoLimit: under POOL_MAX_CONNS=auto, no more partitions write at
+// once than are assigned, the limit grows from 1 while the database keeps
+// up, and a smaller assignment brings limit and open connections down.
+func TestAutoLimit(t *testing.T) {
+	name := appName()
+	p := newPool(t, name, Config{MaxConns: Auto})
+	const partitions = 4
+	p.SetAssigned(t.Context(), partitions)
+	require.Equal(t, 1, p.Limit(), "slow start from one")
+
+	var (
+		mu            sync.Mutex
+		writing, peak int
+		wg            sync.WaitGroup
+	)
+	for range partitions {
+		wg.Go(func() {
+			for range 40 {
+				slot, err := p.Slot(t.Context())
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				writing++
+				peak = max(peak, writing)
+				mu.Unlock()
+				conn, err := p.Acquire(t.Context())
+				if !assert.NoError(t, err) {
+					slot.Release()
+					return
+				}
+				start := time.Now()
+				_, err = conn.Exec(t.Context(), "SELECT pg_sleep(0.005)")
+				took := time.Since(start)
+				conn.Release()
+				mu.Lock()
+				writing--
+				mu.Unlock()
+				assert.NoError(t, err)
+				slot.Done(1000, took)
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, peak, partitions)
+	assert.Greater(t, peak, 1, "sleeping transactions leave the database idle: the limit grows")
+	limit, _, waiting, ok := p.Adaptive()
+	require.True(t, ok)
+	assert.Zero(t, waiting)
+	assert.GreaterOrEqual(t, limit, 1)
+	assert.LessOrEqual(t, limit, partitions)
+
+	p.SetAssigned(t.Context(), 1)
+	assert.Equal(t, 1, p.Limit())
+	assert.Eventually(t, func() bool { return serverConns(t, name) <= 1 }, 5*time.Second, 50*time.Millisecond,
+		"connections follow the limit down")
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sinkworker/sinkworker/pool"
 )
 
 // minimalEnv is the smallest valid environment: only the required variables.
@@ -91,7 +93,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{variable: "BATCH_MAX_RECORDS", got: cfg.Batch.MaxRecords, want: 5000},
 		{variable: "BATCH_MAX_BYTES", got: cfg.Batch.MaxBytes, want: 4194304},
 		{variable: "BATCH_LINGER", got: cfg.Batch.Linger, want: 100 * time.Millisecond},
-		{variable: "POOL_MAX_CONNS", got: cfg.Pool.MaxConns, want: 16},
+		{variable: "POOL_MAX_CONNS", got: cfg.Pool.MaxConns, want: pool.Conns(16)},
 		{variable: "ERROR_POLICY", got: cfg.ErrorPolicy, want: "dlq"},
 		{variable: "DLQ_TOPIC", got: cfg.DLQTopic, want: ""},
 		{variable: "HTTP_ADDR", got: cfg.HTTPAddr, want: ":9090"},
@@ -154,6 +156,13 @@ func TestLoadConfigValues(t *testing.T) {
 			},
 		},
 		{
+			name: "adaptive pool",
+			env:  map[string]string{"POOL_MAX_CONNS": "auto"},
+			check: func(t *testing.T, cfg Config) {
+				assert.Equal(t, pool.Auto, cfg.Pool.MaxConns)
+			},
+		},
+		{
 			name: "lists",
 			env:  map[string]string{"KAFKA_BROKERS": "a:1,b:2", "KAFKA_TOPICS": "t1,t2"},
 			check: func(t *testing.T, cfg Config) {
@@ -194,7 +203,7 @@ func TestLoadConfigValues(t *testing.T) {
 				assert.Equal(t, 10, cfg.Batch.MaxRecords)
 				assert.Equal(t, 2048, cfg.Batch.MaxBytes)
 				assert.Zero(t, cfg.Batch.Linger)
-				assert.Equal(t, 3, cfg.Pool.MaxConns)
+				assert.Equal(t, pool.Conns(3), cfg.Pool.MaxConns)
 				assert.Equal(t, "stop", cfg.ErrorPolicy)
 				assert.Equal(t, "dead", cfg.DLQTopic)
 				assert.Empty(t, cfg.HTTPAddr, "an empty HTTP_ADDR disables HTTP")

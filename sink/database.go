@@ -15,7 +15,12 @@ import (
 // setting (ErrConfig). The pool is kept for Close whatever fails after it
 // connected.
 func (w *Worker) openDB(ctx context.Context) error {
-	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), w.cfg.Pool)
+	pc := w.cfg.Pool
+	pc.OnLimit = func(limit int, reason string) {
+		w.metrics.PoolLimitChanges.WithLabelValues(reason).Inc()
+		w.log.Debug("adaptive connection limit", "limit", limit, "reason", reason)
+	}
+	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), pc)
 	if err != nil {
 		return err
 	}

@@ -236,14 +236,25 @@ func (p *partition) flush(b *batch.Batch) bool {
 			return postgres.Result{}, err
 		}
 		start := time.Now()
-		conn, err := p.w.pool.Acquire(ctx)
+		slot, err := p.w.pool.Slot(ctx) // POOL_MAX_CONNS=auto: this partition's turn
 		if err != nil {
 			return postgres.Result{}, p.retry(ctx, err, first, last)
 		}
-		p.w.metrics.AcquireWait.Observe(time.Since(start).Seconds())
+		conn, err := p.w.pool.Acquire(ctx)
+		if err != nil {
+			slot.Release()
+			return postgres.Result{}, p.retry(ctx, err, first, last)
+		}
+		held := time.Now()
+		p.w.metrics.AcquireWait.Observe(held.Sub(start).Seconds())
 		res, err := p.wr.Write(ctx, conn, rows, rejected, p.w.dead.Send)
 		p.w.metrics.TxSeconds.Observe(time.Since(start).Seconds())
 		p.putBack(ctx, conn, err)
+		if err == nil && res.Applied > 0 && res.DeadLettered == 0 { // a clean batch: its time is the database's
+			slot.Done(len(records), time.Since(held))
+		} else {
+			slot.Release()
+		}
 		var (
 			halt     *postgres.HaltError
 			systemic *postgres.SystemicError

@@ -48,6 +48,9 @@ type Metrics struct {
 	LastCommit *prometheus.GaugeVec
 	// Rebalances is sinkworker_rebalances_total{kind}: assigned, revoked, lost.
 	Rebalances *prometheus.CounterVec
+	// PoolLimitChanges is sinkworker_pool_limit_changes_total{reason}: the
+	// changes of POOL_MAX_CONNS=auto's limit, by reason (pool.Reason*).
+	PoolLimitChanges *prometheus.CounterVec
 	// Abandoned is sinkworker_db_connections_abandoned_total.
 	Abandoned prometheus.Counter
 	// OutOfRange is sinkworker_offset_out_of_range_total{topic}.
@@ -107,6 +110,10 @@ func NewMetrics() *Metrics {
 			Name: "sinkworker_rebalances_total",
 			Help: "Partition assignment changes, by kind (assigned, revoked, lost).",
 		}, []string{"kind"}),
+		PoolLimitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_pool_limit_changes_total",
+			Help: "Changes of the adaptive connection limit (POOL_MAX_CONNS=auto), by reason: slow_start, increase, decrease, probe, cap.",
+		}, []string{"reason"}),
 		Abandoned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sinkworker_db_connections_abandoned_total",
 			Help: "Database connections destroyed because a batch attempt on them outlived its deadline (SINK_TX_TIMEOUT) or was cancelled.",
@@ -120,7 +127,7 @@ func NewMetrics() *Metrics {
 			Help: "Columns added to a topic's table for fields new to its schema (SINK_SCHEMA_EVOLUTION=add-columns), by topic.",
 		}, []string{"topic"}),
 	}
-	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.Abandoned, m.OutOfRange, m.ColumnsAdded,
+	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.PoolLimitChanges, m.Abandoned, m.OutOfRange, m.ColumnsAdded,
 		m.BatchRecords, m.TxSeconds, m.AcquireWait, m.Lag, m.LastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -169,6 +176,9 @@ type PoolStats interface {
 	Stat() *pgxpool.Stat
 	// Limit is the sizing rule's current cap on connections.
 	Limit() int
+	// Adaptive is POOL_MAX_CONNS=auto's state; ok is false with a fixed
+	// cap.
+	Adaptive() (limit int, ratio float64, waiting int, ok bool)
 }
 
 // WatchPool exports p's connections by state as
@@ -186,6 +196,19 @@ func (m *Metrics) WatchPool(p PoolStats) {
 			ConstLabels: prometheus.Labels{"state": state},
 		}, f))
 	}
+	if _, _, _, ok := p.Adaptive(); !ok {
+		return
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sinkworker_pool_latency_ratio",
+			Help: "POOL_MAX_CONNS=auto: the last round's batch transaction latency over the lowest seen lately; the limit settles where it is about 1.15.",
+		}, func() float64 { _, ratio, _, _ := p.Adaptive(); return ratio }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sinkworker_pool_waiting_partitions",
+			Help: "POOL_MAX_CONNS=auto: partitions waiting for their turn to write.",
+		}, func() float64 { _, _, waiting, _ := p.Adaptive(); return float64(waiting) }),
+	)
 }
 
 // WatchHealth exports h's answer as sinkworker_ready (1 or 0) and the
