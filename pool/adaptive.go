@@ -62,6 +62,7 @@ type Adaptive struct {
 	slowStart bool
 	reason    string
 	ratio     float64
+	rounds    int
 
 	round      round
 	changed    time.Time                     // when the limit last changed: older transactions ran under another
@@ -131,6 +132,9 @@ func (a *Adaptive) Reason() string { return a.reason }
 // Ratio is the last round's latency over the base (1 before the first).
 func (a *Adaptive) Ratio() float64 { return a.ratio }
 
+// Rounds is the number of rounds decided so far.
+func (a *Adaptive) Rounds() int { return a.rounds }
+
 // SetCap bounds the limit by the worker's assigned partitions (at least 1).
 func (a *Adaptive) SetCap(n int) {
 	a.cap = max(1, n)
@@ -168,6 +172,7 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 		return false
 	}
 	before := a.limit
+	a.rounds++
 	a.endRound(now)
 	a.round = round{}
 	if a.limit != before {

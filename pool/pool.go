@@ -39,9 +39,9 @@ type Config struct {
 	// what the database gives back, within [1, assigned partitions] (see
 	// Adaptive).
 	MaxConns Conns `env:"POOL_MAX_CONNS, default=16"`
-	// OnLimit, if set, is called after an automatic limit changed, with the
-	// new limit and the reason (a Reason constant). Not from the
-	// environment.
+	// OnLimit, if set, is called after each round of the automatic limit
+	// (see Adaptive), with the limit and the round's decision (a Reason
+	// constant). Not from the environment.
 	OnLimit func(limit int, reason string)
 }
 

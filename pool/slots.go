@@ -17,7 +17,7 @@ type slots struct {
 	onLimit func(limit int, reason string)
 }
 
-func newSlots(onLimit func(limit int, reason string)) *slots {
+func newSlots(onLimit func(limit int, reason string)) *slots { // onLimit: after each round
 	return &slots{a: NewAdaptive(1), onLimit: onLimit}
 }
 
@@ -55,11 +55,15 @@ func (s *slots) acquire(ctx context.Context) error {
 func (s *slots) release(records int, took time.Duration) {
 	s.mu.Lock()
 	s.inUse--
-	changed := records > 0 && s.a.Observe(time.Now(), records, took, len(s.waiting))
+	rounds := s.a.Rounds()
+	if records > 0 {
+		s.a.Observe(time.Now(), records, took, len(s.waiting))
+	}
+	decided := s.a.Rounds() > rounds
 	limit, reason := s.a.Limit(), s.a.Reason()
 	s.grantLocked()
 	s.mu.Unlock()
-	if changed && s.onLimit != nil {
+	if decided && s.onLimit != nil {
 		s.onLimit(limit, reason)
 	}
 }

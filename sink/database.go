@@ -17,7 +17,7 @@ import (
 func (w *Worker) openDB(ctx context.Context) error {
 	pc := w.cfg.Pool
 	pc.OnLimit = func(limit int, reason string) {
-		w.metrics.PoolLimitChanges.WithLabelValues(reason).Inc()
+		w.metrics.PoolLimitRounds.WithLabelValues(reason).Inc()
 		w.log.Debug("adaptive connection limit", "limit", limit, "reason", reason)
 	}
 	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), pc)

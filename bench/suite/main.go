@@ -110,7 +110,7 @@ func run() int {
 	fs.IntVar(&o.keys, "keys", 0, "key space (default records/5: keys repeat)")
 	fs.StringVar(&parts, "partitions", "1,4,16,64", "partition counts of the sweep (one topic each)")
 	fs.BoolVar(&o.full, "full", false, "the whole sweep: partitions x workers {1,2,4} x POOL_MAX_CONNS {1,2,4,8,16,P} x BATCH_MAX_RECORDS {100,1000,5000}")
-	pointsArg := fs.String("points", "", "exactly these sweep points instead of the default subset: comma-separated PARTITIONS/WORKERS/POOL_MAX_CONNS/BATCH_MAX_RECORDS, e.g. 16/1/16/5000 (each partition count must be in -partitions)")
+	pointsArg := fs.String("points", "", "exactly these sweep points instead of the default subset: comma-separated PARTITIONS/WORKERS/POOL_MAX_CONNS/BATCH_MAX_RECORDS, e.g. 16/1/16/5000 or 16/2/auto/5000 (each partition count must be in -partitions)")
 	fs.BoolVar(&o.smoke, "smoke", false, "a tiny run in seconds (CI): 2000 records, 4 partitions, 2 points, no Debezium, no memory scenario; results to a temp dir")
 	fs.DurationVar(&o.latency, "latency", 5*time.Second, "length of each point's latency run at half its drain rate (0: none)")
 	fs.DurationVar(&o.naiveTime, "naive-time", 20*time.Second, "how long the naive consumer runs (it is slow: one transaction per record)")
@@ -433,7 +433,15 @@ func parsePoints(arg string, parts []int) ([]point, error) {
 	}
 	var pts []point
 	for _, e := range strings.Split(arg, ",") {
-		f, err := ints(strings.ReplaceAll(strings.TrimSpace(e), "/", ","))
+		fields := strings.Split(strings.TrimSpace(e), "/")
+		auto := len(fields) == 4 && fields[2] == "auto"
+		if auto {
+			fields[2] = "1"
+		}
+		f, err := ints(strings.Join(fields, ","))
+		if auto && err == nil {
+			f[2] = autoPool
+		}
 		if err != nil || len(f) != 4 {
 			return nil, fmt.Errorf("%q: want PARTITIONS/WORKERS/POOL_MAX_CONNS/BATCH_MAX_RECORDS, each a positive number", e)
 		}

@@ -216,8 +216,53 @@ func (r *report) sweepSection(w func(string, ...any)) {
 		if l, ok := r.limitFor(p.parts, 0); ok {
 			best = fmt.Sprintf("%.2f (%d)", p.steadyRate()/l.rate(r.limit.records), l.conns)
 		}
-		w("| %d | %d | %d | %d | %.0f | %s | %s | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, p.pool, p.batch,
+		w("| %d | %d | %s | %d | %.0f | %s | %s | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, poolSetting(p.pool), p.batch,
 			p.rate(), ratio, steady, atConns, best, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
+	}
+	w("")
+	r.writeAuto(w)
+}
+
+// writeAuto compares each POOL_MAX_CONNS=auto point with the best fixed
+// POOL_MAX_CONNS and the default (16) of the same partitions, workers and
+// batch size, measured in the same run.
+func (r *report) writeAuto(w func(string, ...any)) {
+	var rows []string
+	for _, a := range r.points {
+		if a.pool != autoPool {
+			continue
+		}
+		var best, def pointResult
+		for _, p := range r.points {
+			if p.pool == autoPool || p.parts != a.parts || p.workers != a.workers || p.batch != a.batch {
+				continue
+			}
+			if p.rate() > best.rate() {
+				best = p
+			}
+			if p.pool == min(16, p.parts) {
+				def = p
+			}
+		}
+		if best.records == 0 {
+			continue
+		}
+		vsDefault := "-"
+		if def.records > 0 {
+			vsDefault = fmt.Sprintf("%.2f", a.rate()/def.rate())
+		}
+		rows = append(rows, fmt.Sprintf("| %d | %d | %d | %.0f | %.0f (%d) | **%.2f** | %s | %d | %s | %s |", a.parts, a.workers, a.batch,
+			a.rate(), best.rate(), best.pool, a.rate()/best.rate(), vsDefault, a.peakConns, ms(a.p99), ms(best.p99)))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	w("### POOL_MAX_CONNS=auto against the fixed settings of the same run")
+	w("")
+	w("| partitions | workers | batch | auto records/s | best fixed records/s (POOL_MAX_CONNS) | auto / best | auto / default 16 | auto peak conns | auto p99 | best's p99 |")
+	w("|---|---|---|---|---|---|---|---|---|---|")
+	for _, row := range rows {
+		w("%s", row)
 	}
 	w("")
 }
@@ -445,7 +490,7 @@ func (r *report) summary() []string {
 		slices.SortFunc(cands, func(a, b pointResult) int { return a.pool - b.pool })
 		for _, c := range cands {
 			if c.rate() >= 0.95*best.rate() {
-				out = append(out, fmt.Sprintf("**pool sizing** at %d partitions: POOL_MAX_CONNS=%d (%.0f records/s, within 5%% of the best %.0f at POOL_MAX_CONNS=%d)", P, c.pool, c.rate(), best.rate(), best.pool))
+				out = append(out, fmt.Sprintf("**pool sizing** at %d partitions: POOL_MAX_CONNS=%s (%.0f records/s, within 5%% of the best %.0f at POOL_MAX_CONNS=%s)", P, poolSetting(c.pool), c.rate(), best.rate(), poolSetting(best.pool)))
 				break
 			}
 		}

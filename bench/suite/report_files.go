@@ -23,7 +23,7 @@ func (r *report) csv() [][]string {
 		rows = append(rows, []string{"ceiling", i(c.parts), "", i(c.conns), "5000", "unnest upsert, " + i(c.rows) + " rows", i(r.o.records), f(c.time.Seconds()), f(c.rate(r.o.records)), i(c.conns), "", "", "", "", "", i(c.attempts)})
 	}
 	for _, p := range r.points {
-		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), i(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
+		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), poolSetting(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
 			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts), f(p.firstCommit.Seconds()), f(p.steadyRate())})
 	}
 	for _, n := range r.naive {
@@ -72,7 +72,7 @@ func (r *report) plotThroughput(path string) error {
 		}
 		xy = plotter.XYs{}
 		for _, pt := range r.points {
-			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 {
+			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 && pt.pool != autoPool {
 				xy = append(xy, plotter.XY{X: float64(pt.pool), Y: pt.rate()})
 			}
 		}

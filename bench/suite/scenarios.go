@@ -23,7 +23,7 @@ func sweep(o options) []point {
 		seen[p] = true
 		pts = append(pts, p)
 	}
-	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P} } // 16: the default POOL_MAX_CONNS
+	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P, autoPool} } // 16: the default POOL_MAX_CONNS
 	if o.points != nil {
 		return o.points
 	}

@@ -25,7 +25,18 @@ type point struct {
 }
 
 func (p point) String() string {
-	return fmt.Sprintf("P=%d W=%d POOL=%d BATCH=%d", p.parts, p.workers, p.pool, p.batch)
+	return fmt.Sprintf("P=%d W=%d POOL=%s BATCH=%d", p.parts, p.workers, poolSetting(p.pool), p.batch)
+}
+
+// autoPool is POOL_MAX_CONNS=auto in a point.
+const autoPool = -1
+
+// poolSetting is a point's POOL_MAX_CONNS value.
+func poolSetting(pool int) string {
+	if pool == autoPool {
+		return "auto"
+	}
+	return strconv.Itoa(pool)
 }
 
 // conns is how many connections the design should hold: each worker
@@ -37,7 +48,10 @@ func (p point) conns() int {
 		if w < p.parts%p.workers {
 			mine++
 		}
-		if mine > 0 {
+		switch {
+		case mine > 0 && p.pool == autoPool:
+			n += mine // at most: the limit adapts below it
+		case mine > 0:
 			n += max(1, min(mine, p.pool))
 		}
 	}
@@ -105,7 +119,7 @@ func (b *bench) runPointWith(ctx context.Context, wk workerCmd, pt point, d *dat
 	r := pointResult{point: pt, records: d.N}
 	id, group, table := b.fresh()
 	defer b.forget(table, group)
-	extra := append([]string{"POOL_MAX_CONNS=" + strconv.Itoa(pt.pool), "BATCH_MAX_RECORDS=" + strconv.Itoa(pt.batch)}, b.o.env...)
+	extra := append([]string{"POOL_MAX_CONNS=" + poolSetting(pt.pool), "BATCH_MAX_RECORDS=" + strconv.Itoa(pt.batch)}, b.o.env...)
 	if _, err := s.db.Exec(ctx, "CHECKPOINT"); err != nil {
 		return r, fmt.Errorf("checkpoint: %w", err)
 	}

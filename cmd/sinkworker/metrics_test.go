@@ -203,8 +203,9 @@ func TestMetricsContract(t *testing.T) {
 	pool := db(t)
 	topic, table, group := newTopic(t, 1), uniq("t"), uniq("g")
 	dropTable(t, pool, table)
+	// POOL_MAX_CONNS=auto: its families are in the table too.
 	w := startWorker(t, "w1", map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
-		"SINK_TABLE_MAP": topic + "=" + table})
+		"SINK_TABLE_MAP": topic + "=" + table, "POOL_MAX_CONNS": "auto"})
 	produce(t, topic, workload(100, 20, 0, 1))
 	waitApplied(t, pool, group, topic, time.Minute)
 

@@ -48,9 +48,9 @@ type Metrics struct {
 	LastCommit *prometheus.GaugeVec
 	// Rebalances is sinkworker_rebalances_total{kind}: assigned, revoked, lost.
 	Rebalances *prometheus.CounterVec
-	// PoolLimitChanges is sinkworker_pool_limit_changes_total{reason}: the
-	// changes of POOL_MAX_CONNS=auto's limit, by reason (pool.Reason*).
-	PoolLimitChanges *prometheus.CounterVec
+	// PoolLimitRounds is sinkworker_pool_limit_rounds_total{reason}: the
+	// rounds of POOL_MAX_CONNS=auto's limit, by decision (pool.Reason*).
+	PoolLimitRounds *prometheus.CounterVec
 	// Abandoned is sinkworker_db_connections_abandoned_total.
 	Abandoned prometheus.Counter
 	// OutOfRange is sinkworker_offset_out_of_range_total{topic}.
@@ -110,9 +110,9 @@ func NewMetrics() *Metrics {
 			Name: "sinkworker_rebalances_total",
 			Help: "Partition assignment changes, by kind (assigned, revoked, lost).",
 		}, []string{"kind"}),
-		PoolLimitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sinkworker_pool_limit_changes_total",
-			Help: "Changes of the adaptive connection limit (POOL_MAX_CONNS=auto), by reason: slow_start, increase, decrease, probe, cap.",
+		PoolLimitRounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sinkworker_pool_limit_rounds_total",
+			Help: "Rounds of the adaptive connection limit (POOL_MAX_CONNS=auto), by decision: slow_start, increase, decrease, hold, idle, probe, cap.",
 		}, []string{"reason"}),
 		Abandoned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sinkworker_db_connections_abandoned_total",
@@ -127,7 +127,7 @@ func NewMetrics() *Metrics {
 			Help: "Columns added to a topic's table for fields new to its schema (SINK_SCHEMA_EVOLUTION=add-columns), by topic.",
 		}, []string{"topic"}),
 	}
-	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.PoolLimitChanges, m.Abandoned, m.OutOfRange, m.ColumnsAdded,
+	m.Registry.MustRegister(m.Records, m.Retries, m.DeadLetters, m.Assigned, m.KafkaCommits, m.Rebalances, m.PoolLimitRounds, m.Abandoned, m.OutOfRange, m.ColumnsAdded,
 		m.BatchRecords, m.TxSeconds, m.AcquireWait, m.Lag, m.LastCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
