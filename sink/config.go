@@ -128,8 +128,9 @@ type Config struct {
 	// Envelope is "none" (the value is the row) or "debezium" (a change
 	// event: op, before, after, source).
 	Envelope string `env:"SINK_ENVELOPE, default=none"`
-	// Truncate applies a Debezium truncate as TRUNCATE of the table; when
-	// false truncates are counted and skipped.
+	// Truncate applies a Debezium truncate as TRUNCATE of the table in
+	// upsert mode; when false truncates are counted and skipped. Insert
+	// mode (a change log) writes a truncate as a row whatever it says.
 	Truncate bool `env:"SINK_TRUNCATE, default=false"`
 	// DeleteOnTombstone makes a null value delete its key's row in upsert
 	// mode; when false tombstones are skipped and counted.

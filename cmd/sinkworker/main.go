@@ -138,6 +138,9 @@ func runWorker(stderr io.Writer) int {
 	}
 	if err := w.Run(ctx); err != nil {
 		log.Error("stopped on error", "err", err)
+		if errors.Is(err, sink.ErrConfig) { // found while running: a new topic's table (KAFKA_TOPICS_REGEX)
+			return 2
+		}
 		return 1
 	}
 	return 0

@@ -12,28 +12,32 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sinkworker/sinkworker/sink/reconcile"
 )
 
 const reconcileUsage = `Usage: sinkworker reconcile --source URL --source-table T --target URL --target-table T
                             --key COLS [--columns COLS | --keys-only] [-json] [--naive]
+                            [--lock-timeout D]
 
 Says whether two tables, in the same or two PostgreSQL databases, hold the same rows,
 and lists the keys missing from the target, extra in it, and different. Both sides
 count and checksum key ranges inside the database and split the ranges that differ;
 only small differing ranges are fetched, as (key, row hash). Each side reads one
-REPEATABLE READ READ ONLY snapshot and never locks or writes a table.
+REPEATABLE READ READ ONLY snapshot and never writes. It holds a plain SELECT's
+ACCESS SHARE lock on each table until it ends (a TRUNCATE or ALTER TABLE waits for
+it), and waits at most --lock-timeout for that lock behind one (exit 3).
 
 Compared columns: --columns, else every column both tables have; the key always.
 --columns "" or --keys-only compares the key sets only (users vs points by user_id).
 A table may be schema-qualified. Flags win over the environment: RECONCILE_SOURCE_URL,
 RECONCILE_TARGET_URL (else DATABASE_URL), RECONCILE_SOURCE_TABLE, RECONCILE_TARGET_TABLE
-(else the source table), RECONCILE_KEY, RECONCILE_COLUMNS. The source URL defaults to
-the target's: two tables of one database.
+(else the source table), RECONCILE_KEY, RECONCILE_COLUMNS, RECONCILE_LOCK_TIMEOUT. The
+source URL defaults to the target's: two tables of one database.
 
 Exit status: 0 equal, 1 different, 2 for a bad setting, 3 when it could not run
-(a database unreachable).
+(a database unreachable, a table locked past the lock timeout).
 
 `
 
@@ -53,6 +57,16 @@ func runReconcile(args []string, getenv func(string) string, stdout, stderr io.W
 	asJSON := fs.Bool("json", false, "print one JSON document instead of a table")
 	naive := fs.Bool("naive", false, "stream every key and row hash from both sides instead (the baseline; slow on large tables)")
 	limit := fs.Int("limit", reconcile.DefaultLimit, "list at most this many keys of each kind (-1: none); counts are always exact")
+	var bad []error
+	envLock := reconcile.DefaultLockTimeout
+	if v := getenv("RECONCILE_LOCK_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("RECONCILE_LOCK_TIMEOUT: %w", err))
+		}
+		envLock = d
+	}
+	lockTimeout := fs.Duration("lock-timeout", envLock, "longest wait for a table's lock held by another session, then exit 3 (RECONCILE_LOCK_TIMEOUT; 1ms to 1h)")
 	fs.Usage = func() { fmt.Fprint(stderr, reconcileUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return exitFor(err)
@@ -67,7 +81,7 @@ func runReconcile(args []string, getenv func(string) string, stdout, stderr io.W
 		*targetTable = *sourceTable
 	}
 	cfg := reconcile.Config{SourceURL: *source, TargetURL: *target, SourceTable: *sourceTable, TargetTable: *targetTable,
-		Key: split(*key), KeysOnly: *keysOnly, Limit: *limit}
+		Key: split(*key), KeysOnly: *keysOnly, Limit: *limit, LockTimeout: *lockTimeout}
 	if *limit == 0 {
 		cfg.Limit = -1
 	}
@@ -79,7 +93,6 @@ func runReconcile(args []string, getenv func(string) string, stdout, stderr io.W
 			cfg.Columns = []string{}
 		}
 	}
-	var bad []error
 	if fs.NArg() > 0 {
 		bad = append(bad, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}

@@ -158,7 +158,8 @@ type Config struct {
 	// row in upsert mode, instead of the record key.
 	ValuePrimaryKey []string
 	// Envelope is SINK_ENVELOPE ("" is none); Truncate is SINK_TRUNCATE:
-	// a Debezium truncate empties the table instead of being skipped.
+	// in upsert mode a Debezium truncate empties the table instead of being
+	// skipped (insert mode logs it as a row either way).
 	Envelope Envelope
 	Truncate bool
 }

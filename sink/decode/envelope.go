@@ -31,7 +31,8 @@ const (
 	// heartbeat, a schema change, a transaction boundary, a logical
 	// decoding message.
 	SkipNotChange
-	// SkipTruncate: a Debezium truncate with SINK_TRUNCATE=false.
+	// SkipTruncate: a Debezium truncate in upsert mode with
+	// SINK_TRUNCATE=false.
 	SkipTruncate
 )
 
@@ -58,9 +59,10 @@ type change struct {
 // debezium reads the decoded value of a Debezium change event. In upsert
 // mode c, r and u upsert the after image, d deletes by key, t truncates
 // (with SINK_TRUNCATE) and the tombstone after a delete does nothing; in
-// insert mode every change is written whole, one row per event (a change
-// log). Heartbeats, schema changes, transaction boundaries and messages
-// are not row changes: skipped and counted, never dead-lettered.
+// insert mode every change, t included, is written whole, one row per
+// event (a change log), whatever SINK_TRUNCATE says. Heartbeats, schema
+// changes, transaction boundaries and messages are not row changes:
+// skipped and counted, never dead-lettered.
 func (c Config) debezium(val decoded) change {
 	if val.json == nil {
 		return change{op: OpSkip, skip: SkipTombstone}
@@ -80,19 +82,22 @@ func (c Config) debezium(val decoded) change {
 	switch op {
 	case "m":
 		return change{op: OpSkip, skip: SkipNotChange}
+	case "c", "r", "u", "d", "t":
+	default:
+		return change{bad: `value is a Debezium change event of unknown op "` + op + `"`}
+	}
+	if c.Mode == ModeInsert {
+		// A change log: a truncate is one more change, logged like the
+		// others; SINK_TRUNCATE never empties the log.
+		return change{op: OpWrite, value: val}
+	}
+	switch op {
 	case "t":
 		if !c.Truncate {
 			return change{op: OpSkip, skip: SkipTruncate}
 		}
 		return change{op: OpTruncate}
-	case "c", "r", "u", "d":
-	default:
-		return change{bad: `value is a Debezium change event of unknown op "` + op + `"`}
-	}
-	if c.Mode == ModeInsert {
-		return change{op: OpWrite, value: val}
-	}
-	if op == "d" {
+	case "d":
 		return change{op: OpDelete}
 	}
 	after := ev["after"]

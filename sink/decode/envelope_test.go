@@ -32,7 +32,8 @@ func dbzEvent(op, before, after string) []byte {
 // says, in upsert mode with the columns mapping: c, r and u upsert the
 // after image (a TOAST placeholder keeps its column), d deletes by key,
 // the tombstone after a delete and records that change no row are skipped
-// by their reason, t truncates only with SINK_TRUNCATE.
+// by their reason, t truncates only with SINK_TRUNCATE; in insert mode
+// every change, t included, is a row of the change log.
 func TestDebeziumEnvelope(t *testing.T) {
 	c := Config{Mode: ModeUpsert, Mapping: MappingColumns, MaxRecordBytes: 1 << 20, DeleteOnTombstone: true,
 		KeyFormat: FormatConnectJSON, ValueFormat: FormatConnectJSON, Envelope: EnvelopeDebezium}
@@ -84,15 +85,20 @@ func TestDebeziumEnvelope(t *testing.T) {
 	require.Empty(t, bad)
 	assert.Equal(t, OpTruncate, rows[0].Op)
 
-	// Insert mode: a change log, one row per event, the event whole.
+	// Insert mode: a change log, one row per event, the event whole; a
+	// truncate is logged like any change, with or without SINK_TRUNCATE.
 	c.Mode = ModeInsert
-	rows, bad, err = c.Decode(t.Context(), records[:4])
-	require.NoError(t, err)
-	require.Empty(t, bad)
-	require.Len(t, rows, 4)
-	for _, r := range rows {
-		assert.Equal(t, OpWrite, r.Op)
-		assert.Contains(t, string(r.Value), `"op":`)
+	changes := append(records[:4:4], records[5])
+	for _, truncate := range []bool{true, false} {
+		c.Truncate = truncate
+		rows, bad, err = c.Decode(t.Context(), changes)
+		require.NoError(t, err)
+		require.Empty(t, bad)
+		require.Len(t, rows, 5)
+		for i, op := range []string{"c", "u", "r", "d", "t"} {
+			assert.Equal(t, OpWrite, rows[i].Op, "SINK_TRUNCATE=%v, op %s", truncate, op)
+			assert.Contains(t, string(rows[i].Value), `"op":"`+op+`"`)
+		}
 	}
 }
 

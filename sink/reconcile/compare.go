@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -160,7 +159,7 @@ func (p *pair) rootAgg(ctx context.Context, root *span) error {
 		return func() error {
 			sql, args := q.agg(root.b)
 			if err := s.conn.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...).Scan(n, sum); err != nil {
-				return fmt.Errorf("%s database: checksum %s: %w", s.name, s.table, err)
+				return s.failed("checksum "+s.table, err)
 			}
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -12,6 +13,11 @@ import (
 // setting, a table or column that does not exist): the command's exit
 // status 2. Every other error is a failure to run.
 var ErrSettings = errors.New("bad setting")
+
+// ErrLocked marks a comparison that gave up waiting Config.LockTimeout for
+// a table's lock, held by another session (a TRUNCATE, ALTER TABLE, VACUUM
+// FULL or LOCK TABLE): a failure to run, worth trying again later.
+var ErrLocked = errors.New("lock timeout")
 
 // Config says which two tables Compare compares and how. Build it directly;
 // the command fills it from flags and the environment.
@@ -44,10 +50,19 @@ type Config struct {
 	// Result lists; the counts are always exact. 0 means DefaultLimit; -1
 	// lists none.
 	Limit int
+	// LockTimeout bounds each wait of a side for a table's lock (its
+	// lock_timeout). A comparison takes only a plain SELECT's ACCESS SHARE
+	// lock, which only an ACCESS EXCLUSIVE lock held by another session
+	// blocks; past LockTimeout it stops with ErrLocked. 0 means
+	// DefaultLockTimeout; 1 ms to 1 h.
+	LockTimeout time.Duration
 }
 
 // DefaultLimit is Config.Limit's default.
 const DefaultLimit = 1000
+
+// DefaultLockTimeout is Config.LockTimeout's default.
+const DefaultLockTimeout = 10 * time.Second
 
 func (c *Config) defaults() {
 	if c.LeafRows == 0 {
@@ -58,6 +73,9 @@ func (c *Config) defaults() {
 	}
 	if c.Limit == 0 {
 		c.Limit = DefaultLimit
+	}
+	if c.LockTimeout == 0 {
+		c.LockTimeout = DefaultLockTimeout
 	}
 }
 
@@ -104,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limit < -1 {
 		bad = append(bad, fmt.Errorf("limit must be -1 (none) or more, got %d", c.Limit))
+	}
+	if c.LockTimeout < time.Millisecond || c.LockTimeout > time.Hour {
+		bad = append(bad, fmt.Errorf("lock timeout must be 1ms to 1h, got %s", c.LockTimeout))
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: %w", ErrSettings, errors.Join(bad...))

@@ -13,8 +13,10 @@
 //
 // Each side runs in one REPEATABLE READ READ ONLY transaction (a
 // consistent snapshot) with its text formats pinned (UTC, ISO dates,
-// extra_float_digits), takes only the locks a plain SELECT takes and never
-// writes. Use Compare; Naive is the baseline that streams every row's key
+// extra_float_digits) and never writes. It takes only the lock a plain
+// SELECT takes (ACCESS SHARE), held until it ends: a TRUNCATE or ALTER
+// TABLE of either table waits for it, and it waits at most
+// Config.LockTimeout behind one (ErrLocked). Use Compare; Naive is the baseline that streams every row's key
 // and hash from both sides.
 package reconcile
 
@@ -86,8 +88,8 @@ func open(ctx context.Context, cfg Config) (*pair, error) {
 	p := &pair{cfg: cfg, res: &Result{Key: cfg.Key}}
 	var errS, errT error
 	var wg sync.WaitGroup
-	wg.Go(func() { p.src, errS = openSide(ctx, "source", cfg.SourceURL, cfg.SourceTable) })
-	wg.Go(func() { p.tgt, errT = openSide(ctx, "target", cfg.TargetURL, cfg.TargetTable) })
+	wg.Go(func() { p.src, errS = openSide(ctx, "source", cfg.SourceURL, cfg.SourceTable, cfg.LockTimeout) })
+	wg.Go(func() { p.tgt, errT = openSide(ctx, "target", cfg.TargetURL, cfg.TargetTable, cfg.LockTimeout) })
 	wg.Wait()
 	if err := errors.Join(errS, errT); err != nil {
 		p.close()

@@ -295,11 +295,59 @@ FROM pg_stat_user_tables WHERE relname IN ($1, $2)`, src, tgt).Scan(&s))
 	assert.Equal(t, before, stats(), "no row inserted, updated or deleted by reconcile")
 }
 
+// TestLockTimeout: behind another session's ACCESS EXCLUSIVE lock on the
+// target (a TRUNCATE or ALTER TABLE in progress) reconcile waits at most
+// LockTimeout, then fails with ErrLocked (a failure to run, not a bad
+// setting) naming the side and the table; its own lock is gone with it,
+// and once the lock is released it compares as usual.
+func TestLockTimeout(t *testing.T) {
+	e := newEnv(t)
+	src, tgt := e.table(t, "s", 1000), e.table(t, "t", 1000)
+	locker, err := pgx.Connect(t.Context(), e.url)
+	require.NoError(t, err)
+	t.Cleanup(func() { locker.Close(context.Background()) })
+	tx, err := locker.Begin(t.Context())
+	require.NoError(t, err)
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(t.Context(), "LOCK TABLE "+tgt+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cfg := e.cfg(src, tgt, "id")
+	cfg.LockTimeout = 500 * time.Millisecond
+	for name, compare := range map[string]func(context.Context, Config) (*Result, error){"Compare": Compare, "Naive": Naive} {
+		start := time.Now()
+		_, err := compare(ctx, cfg)
+		took := time.Since(start)
+		require.ErrorIs(t, err, ErrLocked, name)
+		assert.NotErrorIs(t, err, ErrSettings, "%s: a lock is not a bad setting (exit 3, not 2)", name)
+		assert.ErrorContains(t, err, "target database")
+		assert.ErrorContains(t, err, "the table "+tgt+" is locked by another session")
+		assert.Less(t, took, 5*time.Second, "%s gives up after the lock timeout", name)
+		t.Logf("%s: gave up after %s: %v", name, took.Round(time.Millisecond), err)
+	}
+	var waiting int
+	require.NoError(t, e.conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = 'sinkworker reconcile' AND wait_event_type = 'Lock'`).Scan(&waiting))
+	assert.Zero(t, waiting, "no reconcile session is left waiting for the lock")
+
+	require.NoError(t, tx.Rollback(t.Context()))
+	r, err := Compare(ctx, cfg)
+	require.NoError(t, err)
+	assert.True(t, r.Equal)
+
+	c := Config{}
+	c.defaults()
+	assert.Equal(t, 10*time.Second, c.LockTimeout, "the default")
+}
+
 func TestValidate(t *testing.T) {
-	err := Config{SourceURL: "postgres://u:sekret@[bad", Fanout: 1, LeafRows: -1, Limit: -2, Columns: []string{"a"}, KeysOnly: true}.Validate()
+	err := Config{SourceURL: "postgres://u:sekret@[bad", Fanout: 1, LeafRows: -1, Limit: -2, Columns: []string{"a"}, KeysOnly: true,
+		LockTimeout: 2 * time.Hour}.Validate()
 	require.ErrorIs(t, err, ErrSettings)
 	for _, want := range []string{"source database URL", "target database URL is required", "source table is required",
-		"target table is required", "key is required", "exclude each other", "leaf rows", "fanout", "limit"} {
+		"target table is required", "key is required", "exclude each other", "leaf rows", "fanout", "limit", "lock timeout"} {
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.NotContains(t, err.Error(), "sekret")

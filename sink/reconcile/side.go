@@ -2,12 +2,15 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // side is one database's end of a comparison: a connection holding one
@@ -20,10 +23,11 @@ type side struct {
 	startup int64 // round trips of connecting
 	fetched int64 // (key, hash) rows read; one goroutine at a time
 
-	table string            // the table as the catalog quotes it
-	cols  map[string]column // by name
-	order []string          // column names in table order
-	db    string            // the database's default collation
+	table       string            // the table as the catalog quotes it
+	lockTimeout time.Duration     // each wait for the table's lock
+	cols        map[string]column // by name
+	order       []string          // column names in table order
+	db          string            // the database's default collation
 }
 
 type column struct {
@@ -69,23 +73,29 @@ func (s *side) traffic() Traffic {
 
 // snapshotSQL opens the transaction every query of a side runs in. The
 // settings fix the text form of values, so that the same value hashes the
-// same in two databases configured differently.
-const snapshotSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+// same in two databases configured differently. The queries take the
+// table's ACCESS SHARE lock, held until the transaction ends; lock_timeout
+// bounds the wait for it behind an ACCESS EXCLUSIVE lock (a TRUNCATE or
+// ALTER TABLE, which would otherwise also make every later reader queue).
+func snapshotSQL(lockTimeout time.Duration) string {
+	return fmt.Sprintf(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL DateStyle = 'ISO, MDY';
 SET LOCAL IntervalStyle = 'postgres';
 SET LOCAL extra_float_digits = 1;
 SET LOCAL bytea_output = 'hex';
-SET LOCAL statement_timeout = 0`
+SET LOCAL statement_timeout = 0;
+SET LOCAL lock_timeout = '%dms'`, lockTimeout.Milliseconds())
+}
 
 // openSide connects, opens the snapshot and reads the table's columns. A
 // missing table is an ErrSettings error; an unreachable database is not.
-func openSide(ctx context.Context, name, url, table string) (*side, error) {
+func openSide(ctx context.Context, name, url, table string, lockTimeout time.Duration) (*side, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the %s database URL: %w", ErrSettings, name, err)
 	}
-	s := &side{name: name}
+	s := &side{name: name, table: table, lockTimeout: lockTimeout}
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
@@ -102,7 +112,7 @@ func openSide(ctx context.Context, name, url, table string) (*side, error) {
 		return nil, fmt.Errorf("%s database: %w", name, err) // pgconn's text names host, user and database, never the password
 	}
 	s.startup = s.wire.trips.Load()
-	if err := s.conn.PgConn().Exec(ctx, snapshotSQL).Close(); err != nil {
+	if err := s.conn.PgConn().Exec(ctx, snapshotSQL(lockTimeout)).Close(); err != nil {
 		s.close()
 		return nil, fmt.Errorf("%s database: open a read-only snapshot: %w", name, err)
 	}
@@ -161,9 +171,24 @@ func (s *side) run(ctx context.Context, b *pgx.Batch) error {
 		return nil
 	}
 	if err := s.conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("%s database: %w", s.name, err)
+		return s.failed("", err)
 	}
 	return nil
+}
+
+// failed wraps err, from a query on the table (what it was doing, or ""),
+// with the side's name; a lock_timeout is ErrLocked, told as such.
+func (s *side) failed(what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+		return fmt.Errorf("%w: %s database: the table %s is locked by another session (a TRUNCATE, ALTER TABLE, VACUUM FULL "+
+			"or LOCK TABLE): waited %s for the ACCESS SHARE lock a plain SELECT takes; try again once it is released: %w",
+			ErrLocked, s.name, s.table, s.lockTimeout, err)
+	}
+	if what != "" {
+		what += ": "
+	}
+	return fmt.Errorf("%s database: %s%w", s.name, what, err)
 }
 
 // quote quotes an identifier.
