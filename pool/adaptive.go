@@ -30,16 +30,20 @@ import (
 //     ratio is the current limit's averages over the bases, weighted by
 //     count. Averages, not single rounds: the lowest of many noisy rounds
 //     would make a base too low and every ratio too high.
-//   - Slow start: from 1, the limit doubles after each round whose ratio is at
-//     most IncreaseAt and in which partitions waited for a slot, until a
-//     round's ratio exceeds IncreaseAt.
+//   - Slow start: from 1, the limit doubles after every second round while
+//     the ratio is at most IncreaseAt and partitions wait for a slot, until
+//     the ratio exceeds IncreaseAt. Two rounds, because a limit's average
+//     becomes a base for the others only after two.
 //   - Then a gradient, as Gradient2Limit: the limit moves halfway towards
 //     limit × Target / ratio, so it grows while latency is under Target times
 //     the base and shrinks while it is over; it grows only after a round in
 //     which partitions waited for a slot (a limit nobody waits for is not
 //     what holds throughput back). The limit in use is that estimate
-//     rounded, changed only when the estimate is 0.6 away, so that noise
-//     does not flip it every round.
+//     rounded, raised when the estimate is 1 above it and lowered when 0.6
+//     below, so that noise does not flip it every round; a limit a decrease
+//     left is not tried again for Cooldown. Without the cooldown, workers
+//     sharing a database at its knee each keep trying one more connection
+//     (alone, latency is still under Target), and their tries add up.
 //   - Every ProbeEvery of the wall clock, while partitions wait, one round
 //     runs at half the limit (BBR's ProbeRTT): its medians refresh the base,
 //     so a base learnt under a load that has ended, or lost from the window
@@ -63,11 +67,13 @@ type Adaptive struct {
 	reason    string
 	ratio     float64
 	rounds    int
+	atLimit   int // rounds since the limit last changed
 
 	round      round
 	changed    time.Time                     // when the limit last changed: older transactions ran under another
 	levels     map[int]map[int]*levelLatency // by batch-size bucket, then by limit
 	lastProbe  time.Time
+	tooHigh    map[int]time.Time // limits a decrease left, and until when not to go back to them
 	probing    bool
 	beforeProb int // the limit to go back to after a probe round
 }
@@ -85,16 +91,17 @@ type levelLatency struct {
 // busy between one transaction's round trips. IncreaseAt ends slow start.
 const (
 	IncreaseAt      = 1.1
-	Target          = 1.15
-	BaseWindow      = time.Minute
-	ProbeEvery      = 30 * time.Second
+	Target          = 1.2
+	BaseWindow      = 5 * time.Minute
+	ProbeEvery      = 10 * time.Second
 	minRoundSamples = 3
 	minRound        = 50 * time.Millisecond
 	maxRound        = 2 * time.Second // a round ends after this with any sample
-	smoothing       = 0.3             // weight of a round's median in its limit's average
-	baseRounds      = 2               // rounds a higher limit's average needs before it can be a lower one's base
-	step            = 0.5             // how far towards limit × Target / ratio a round moves the estimate
-	hysteresis      = 0.6             // how far the estimate must be from the limit in use to change it
+	smoothing       = 0.2             // weight of a round's median in its limit's average
+	baseRounds      = 2               // rounds another limit's average needs before it can be the base
+	step            = 0.7             // how far towards limit × Target / ratio a round moves the estimate
+	hysteresis      = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
+	Cooldown        = 5 * time.Second // how long a limit a decrease left is not tried again
 )
 
 // Reasons an Adaptive limit changes, or not, after a round.
@@ -120,7 +127,7 @@ type round struct {
 // partitions.
 func NewAdaptive(cap int) *Adaptive {
 	return &Adaptive{limit: 1, estimate: 1, cap: max(1, cap), slowStart: true, reason: ReasonStart, ratio: 1,
-		levels: map[int]map[int]*levelLatency{}}
+		levels: map[int]map[int]*levelLatency{}, tooHigh: map[int]time.Time{}}
 }
 
 // Limit is the current limit.
@@ -173,10 +180,11 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	}
 	before := a.limit
 	a.rounds++
+	a.atLimit++
 	a.endRound(now)
 	a.round = round{}
 	if a.limit != before {
-		a.changed = now
+		a.changed, a.atLimit = now, 0
 		return true
 	}
 	return false
@@ -200,7 +208,7 @@ func (a *Adaptive) endRound(now time.Time) {
 		a.lastProbe = now
 		return
 	}
-	a.decide(r.waited)
+	a.decide(now, r.waited)
 	if a.lastProbe.IsZero() {
 		a.lastProbe = now
 	}
@@ -215,11 +223,13 @@ func (a *Adaptive) endRound(now time.Time) {
 
 // decide moves the limit after a round with ratio a.ratio; waited says
 // whether partitions waited for a slot during it.
-func (a *Adaptive) decide(waited bool) {
+func (a *Adaptive) decide(now time.Time, waited bool) {
 	capped := float64(a.cap)
 	if a.slowStart {
 		if a.ratio <= IncreaseAt {
 			switch {
+			case a.atLimit < baseRounds: // a base for the next limit to be measured against
+				a.reason = ReasonSlowStart
 			case !waited:
 				a.reason = ReasonIdle
 			case a.limit >= a.cap:
@@ -239,9 +249,12 @@ func (a *Adaptive) decide(waited bool) {
 	}
 	a.estimate = min(capped, max(1, a.estimate+step*(next-a.estimate)))
 	switch {
-	case a.estimate >= float64(a.limit)+hysteresis:
+	case a.estimate >= float64(a.limit)+1 && now.Before(a.tooHigh[a.limit+1]):
+		a.estimate, a.reason = float64(a.limit)+hysteresis, ReasonHold // found too high lately
+	case a.estimate >= float64(a.limit)+1:
 		a.limit, a.reason = min(a.cap, int(math.Round(a.estimate))), ReasonIncrease
 	case a.estimate <= float64(a.limit)-hysteresis:
+		a.tooHigh[a.limit] = now.Add(Cooldown)
 		a.limit, a.reason = max(1, int(math.Round(a.estimate))), ReasonDecrease
 	case a.limit >= a.cap && next > a.estimate:
 		a.reason = ReasonCap
@@ -277,7 +290,7 @@ func (a *Adaptive) remember(now time.Time, b int, med float64) (avg, base float6
 			delete(byLimit, limit)
 			continue
 		}
-		if other.rounds >= baseRounds || limit < a.limit {
+		if other.rounds >= baseRounds {
 			base = min(base, other.avg)
 		}
 	}

@@ -53,6 +53,7 @@ type simResult struct {
 	maxLimit  int
 	minLimit  int
 	converged time.Duration // when the fleet's total limit first came within the knee's band
+	trace     []string      // worker 0's limit changes
 }
 
 func (s simRun) run() simResult {
@@ -130,8 +131,13 @@ func (s simRun) run() simResult {
 		w := ws[t.w]
 		w.inUse--
 		w.waiting = append(w.waiting, t.p) // backlogged: its next batch is ready at once
-		if s.fixed == 0 && w.a.Observe(start.Add(now), s.batch, t.took, len(w.waiting)-1) && now > 10*time.Second {
-			res.changes++
+		if s.fixed == 0 && w.a.Observe(start.Add(now), s.batch, t.took, len(w.waiting)-1) {
+			if now > 10*time.Second {
+				res.changes++
+			}
+			if t.w == 0 {
+				res.trace = append(res.trace, fmt.Sprintf("%.2fs %d %s %.2f", now.Seconds(), w.a.Limit(), w.a.Reason(), w.a.Ratio()))
+			}
 		}
 		for i := range ws {
 			l := limit(ws[i])
@@ -165,8 +171,9 @@ func (r simResult) meanTotal(from, to int) float64 {
 // TestAdaptiveMatchesTheBestFixedLimit: on simulated databases with knees
 // from 1 to 32 transactions and noisy latencies, shared by 1, 2 and 4
 // workers, the adaptive limit drains within 5% of the best fixed limit (the
-// same for every worker, 1 to the partitions) with one worker and within 15%
-// with several, stays within [1, partitions], and settles within 15 s.
+// same for every worker, 1 to the partitions; the mean of three seeds) with
+// one or two workers and within 12% with four, stays within [1,
+// partitions], and settles within 15 s.
 func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 	const length = 60 * time.Second
 	for _, knee := range []float64{1, 2, 4, 8, 32} {
@@ -175,25 +182,34 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 				per := max(1, partitions/workers)
 				t.Run(fmt.Sprintf("knee %g, %d workers, %d partitions", knee, workers, partitions), func(t *testing.T) {
 					db := simDB{knee: knee, perRecord: 10 * time.Microsecond, overhead: 0.03, noise: 0.2}
-					run := simRun{db: db, workers: workers, partitions: per, batch: 5000, length: length, seed: 1}
-					auto := run.run()
+					// Three seeds: the mean of their rates, for auto and for each
+					// fixed limit.
+					end := int(length / time.Second)
+					rate := func(fixed int) (float64, simResult) {
+						var sum float64
+						var last simResult
+						for seed := range uint64(3) {
+							last = simRun{db: db, workers: workers, partitions: per, batch: 5000, length: length, seed: seed + 1, fixed: fixed}.run()
+							sum += last.rate(10, end)
+						}
+						return sum / 3, last
+					}
+					got, auto := rate(0)
 					best, bestAt := 0.0, 0
 					for fixed := 1; fixed <= per; fixed++ {
-						f := run
-						f.fixed = fixed
-						if r := f.run().rate(10, int(length/time.Second)); r > best {
+						if r, _ := rate(fixed); r > best {
 							best, bestAt = r, fixed
 						}
 					}
-					got := auto.rate(10, int(length/time.Second))
 					t.Logf("%s: auto %.0f records/s (mean total limit %.1f, %d changes in 50 s, settled at %v), best fixed %.0f at %d per worker: %.3f",
 						t.Name(), got, auto.meanTotal(10, 60), auto.changes, auto.converged, best, bestAt, got/best)
-					// One worker: within 5% of the best fixed limit. Workers sharing
-					// the database overshoot its knee together (each one's base
-					// includes the others' queue); the gap is measured, not yet closed.
+					// One or two workers: within 5% of the best fixed limit. Four
+					// workers sharing the database overshoot its knee together a
+					// little (each one's base includes the others' queue, and each
+					// tries one more connection now and then): within 12%.
 					goal := 0.95
-					if workers > 1 {
-						goal = 0.85
+					if workers > 2 {
+						goal = 0.88
 					}
 					assert.GreaterOrEqual(t, got/best, goal, "auto against the best fixed limit")
 					assert.GreaterOrEqual(t, auto.minLimit, 1)
@@ -254,15 +270,22 @@ func total(r simResult, s int) int {
 
 func TestAdaptiveRules(t *testing.T) {
 	at := time.Unix(0, 0)
-	run := func(a *Adaptive, took time.Duration, waiting int) {
+	run := func(a *Adaptive, took time.Duration, waiting int) { // one round
 		for range max(a.Limit(), minRoundSamples) {
 			at = at.Add(minRound)
 			a.Observe(at, 1000, took, waiting)
 		}
 	}
-	t.Run("slow start doubles while latency stays", func(t *testing.T) {
+	doubling := func(a *Adaptive, rounds int) {
+		for range rounds {
+			run(a, 10*time.Millisecond, 1)
+		}
+	}
+	t.Run("slow start doubles every second round while latency stays", func(t *testing.T) {
 		a := NewAdaptive(64)
 		for _, want := range []int{2, 4, 8, 16} {
+			run(a, 10*time.Millisecond, 1)
+			assert.Equal(t, want/2, a.Limit(), "one round at a limit first: the next one's base")
 			run(a, 10*time.Millisecond, 1)
 			assert.Equal(t, want, a.Limit())
 			assert.Equal(t, ReasonSlowStart, a.Reason())
@@ -271,13 +294,13 @@ func TestAdaptiveRules(t *testing.T) {
 	t.Run("nobody waiting: no increase", func(t *testing.T) {
 		a := NewAdaptive(64)
 		run(a, 10*time.Millisecond, 0)
+		run(a, 10*time.Millisecond, 0)
 		assert.Equal(t, 1, a.Limit())
 		assert.Equal(t, ReasonIdle, a.Reason())
 	})
 	t.Run("capped by the assignment", func(t *testing.T) {
 		a := NewAdaptive(3)
-		run(a, 10*time.Millisecond, 1)
-		run(a, 10*time.Millisecond, 1)
+		doubling(a, 4)
 		assert.Equal(t, 3, a.Limit())
 		a.SetCap(1)
 		assert.Equal(t, 1, a.Limit())
@@ -285,39 +308,45 @@ func TestAdaptiveRules(t *testing.T) {
 		a.SetCap(0)
 		assert.Equal(t, 1, a.Limit(), "never below 1")
 	})
-	t.Run("latency doubles: halfway down towards limit × Target / ratio", func(t *testing.T) {
+	t.Run("latency doubles: most of the way to limit × Target / ratio, and not back for a while", func(t *testing.T) {
 		a := NewAdaptive(64)
-		for range 3 {
-			run(a, 10*time.Millisecond, 1)
-		}
+		doubling(a, 6)
 		require.Equal(t, 8, a.Limit())
-		run(a, 20*time.Millisecond, 1) // the first round at 8: 20 ms against 10 ms at 4
+		run(a, 20*time.Millisecond, 1) // the first round at 8: 20 ms against 10 ms below
 		assert.Equal(t, ReasonDecrease, a.Reason())
 		assert.InDelta(t, 2, a.Ratio(), 0.01)
-		assert.Equal(t, int(math.Round(8+step*(8*Target/2-8))), a.Limit())
-		assert.False(t, a.slowStart, "slow start is over")
+		down := int(math.Round(8 + step*(8*Target/2-8)))
+		assert.Equal(t, down, a.Limit())
+		for range 10 { // latency as unloaded again: up, but not to 8 within Cooldown
+			run(a, 10*time.Millisecond, 1)
+		}
+		assert.Equal(t, 7, a.Limit(), "8 was too high %v ago", Cooldown)
+		assert.Equal(t, ReasonHold, a.Reason())
+		at = at.Add(Cooldown)
+		run(a, 10*time.Millisecond, 1)
+		if a.Reason() == ReasonProbe { // the wall clock passed a probe boundary too
+			run(a, 10*time.Millisecond, 1)
+		}
+		assert.GreaterOrEqual(t, a.Limit(), 8, "after Cooldown, 8 is tried again")
 	})
-	t.Run("near the target it holds", func(t *testing.T) {
+	t.Run("at the target it holds", func(t *testing.T) {
 		a := NewAdaptive(64)
-		run(a, 10*time.Millisecond, 1)
-		run(a, 10*time.Millisecond, 1)
+		doubling(a, 4)
 		require.Equal(t, 4, a.Limit())
-		run(a, 14*time.Millisecond, 1) // average 11.2 ms: ratio 1.12, the estimate moves by 0.05
+		run(a, 12*time.Millisecond, 1) // the ratio is Target: the estimate stays
 		assert.Equal(t, ReasonHold, a.Reason())
 		assert.Equal(t, 4, a.Limit())
 	})
 	t.Run("a probe round at half the limit, then back", func(t *testing.T) {
 		a := NewAdaptive(64)
-		for range 4 {
-			run(a, 10*time.Millisecond, 1)
-		}
-		decided := 2 * a.Limit() // the round's own decision, still in slow start
+		doubling(a, 6)
+		require.Equal(t, 8, a.Limit())
 		at = at.Add(ProbeEvery)
 		run(a, 10*time.Millisecond, 1)
 		assert.Equal(t, ReasonProbe, a.Reason())
-		assert.Equal(t, decided/2, a.Limit())
+		assert.Equal(t, 4, a.Limit())
 		run(a, 10*time.Millisecond, 1)
 		assert.Equal(t, ReasonProbe, a.Reason())
-		assert.Equal(t, decided, a.Limit(), "back where it was")
+		assert.Equal(t, 8, a.Limit(), "back where it was")
 	})
 }
