@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,11 +116,16 @@ func (p payment) row() string {
 		"{" + strings.Join(p.tags, ",") + "}", note}, " | ")
 }
 
-// paymentQuery reads a payment table's rows as text, by id.
+// paymentQuery reads a payment table's rows as text, by id, then (in
+// insert mode, where an id has a row per record) by offset.
 func paymentQuery(table string) string {
 	return `SELECT id::text, name::text, amount::text, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-	day::text, tags::text, note::text FROM ` + pgx.Identifier{table}.Sanitize() + ` t ORDER BY t.id`
+	day::text, tags::text, note::text FROM ` + pgx.Identifier{table}.Sanitize() + ` t ORDER BY t.id, t.kafka_offset`
 }
+
+// nullPaymentRow is an insert-mode tombstone as paymentQuery reads it: a
+// row of its own, every value column null.
+const nullPaymentRow = "NULL | NULL | NULL | NULL | NULL | NULL | NULL"
 
 func paymentRows(ps ...payment) []string {
 	out := make([]string, len(ps))
@@ -129,59 +135,92 @@ func paymentRows(ps ...payment) []string {
 	return out
 }
 
-// paymentColumns is the table created from the Payment schemas: the key's
-// id first (the primary key), the value's fields, the record's
-// coordinates.
-func paymentColumns(amount, day string) []string {
-	return []string{"id bigint not null", "name text", "amount " + amount, "created timestamp with time zone",
+// paymentColumns is the table created in mode from the Payment schemas:
+// id first, the value's fields, the record's coordinates. The primary key
+// (paymentKey) is not null: id in upsert mode, the coordinates in insert
+// mode.
+func paymentColumns(mode, amount, day string) []string {
+	cols := []string{"id bigint not null", "name text", "amount " + amount, "created timestamp with time zone",
 		"day " + day, "tags text[]", "note text", "kafka_topic text", "kafka_partition integer", "kafka_offset bigint",
 		"kafka_timestamp timestamp with time zone"}
+	if mode == "insert" {
+		cols[0] = "id bigint"
+		for i := 7; i < 10; i++ {
+			cols[i] += " not null"
+		}
+	}
+	return cols
 }
 
-// TestFormatAvroUpsertCreatesTable: Avro keys and values, no table: the
-// worker creates it from the value schema with typed columns and the key
-// schema's id as the primary key; rows hold the values exactly; a later
-// record of a key replaces its row and a tombstone deletes it.
-func TestFormatAvroUpsertCreatesTable(t *testing.T) {
-	t.Parallel()
-	pool := db(t)
-	topic, table, group := ownTopic(t, 2), uniq("fmt_avro"), ownGroup(t, pool)
-	dropTable(t, pool, table)
-	keyID := register(t, topic+"-key", sr.TypeAvro, paymentAvroKey)
-	valID := register(t, topic+"-value", sr.TypeAvro, paymentAvro)
-
-	var recs []rec
-	var model []payment
-	for i := range 10 {
-		p := paymentOf(i)
-		if i == 7 {
-			p.cents = -12345 // a negative decimal, two's complement
-		}
-		model = append(model, p)
-		recs = append(recs, rec{key: string(frame(keyID, avroKey(p.id))), value: frame(valID, p.avro())})
+// paymentKey is the primary key of the table created in mode: the key
+// schema's id (or SINK_PRIMARY_KEY=id) in upsert mode, the record's
+// coordinates in insert mode.
+func paymentKey(mode string) []string {
+	if mode == "insert" {
+		return []string{"kafka_topic", "kafka_partition", "kafka_offset"}
 	}
-	produce(t, topic, recs)
-	w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
-		"SINK_KEY_FORMAT": "avro", "SINK_VALUE_FORMAT": "avro", "SINK_MAPPING": "columns", "SINK_MODE": "upsert",
-	}))
-	waitApplied(t, pool, group, topic, 30*time.Second)
-	assert.Equal(t, paymentColumns("numeric(10,2)", "date"), columnTypes(t, pool, table))
-	assert.Equal(t, []string{"id"}, primaryKey(t, pool, table))
-	assert.Equal(t, paymentRows(model...), textRows(t, pool, paymentQuery(table)))
+	return []string{"id"}
+}
 
-	upd := paymentOf(3)
-	upd.name, upd.cents, upd.note, upd.tags = "renamed", 99999999, nil, nil
-	model[3] = upd
-	produce(t, topic, []rec{
-		{key: string(frame(keyID, avroKey(3))), value: frame(valID, upd.avro())},
-		{key: string(frame(keyID, avroKey(4)))}, // tombstone
-	})
-	waitApplied(t, pool, group, topic, 30*time.Second)
-	want := paymentRows(append(model[:4:4], model[5:]...)...)
-	want[3] = "3 | renamed | 999999.99 | 2026-01-01T00:00:03.000Z | 2026-01-04 | {} | NULL"
-	assert.Equal(t, want, textRows(t, pool, paymentQuery(table)), "row 3 replaced, row 4 deleted")
-	w.stop()
-	assert.Zero(t, dlqCount(t, topic+".dlq"))
+// TestFormatAvroCreatesTable: Avro keys and values, no table, in upsert
+// and insert mode: the worker creates the table from the value schema with
+// typed columns, and rows hold the values exactly. In upsert mode the key
+// schema's id is the primary key, a later record of a key replaces its row
+// and a tombstone deletes it. In insert mode the record's coordinates are
+// the primary key and every record is a row of its own: the update is a
+// second row of its id, the tombstone a row of nulls, nothing is deleted.
+func TestFormatAvroCreatesTable(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"upsert", "insert"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			pool := db(t)
+			topic, table, group := ownTopic(t, 2), uniq("fmt_avro"), ownGroup(t, pool)
+			dropTable(t, pool, table)
+			keyID := register(t, topic+"-key", sr.TypeAvro, paymentAvroKey)
+			valID := register(t, topic+"-value", sr.TypeAvro, paymentAvro)
+
+			var recs []rec
+			var model []payment
+			for i := range 10 {
+				p := paymentOf(i)
+				if i == 7 {
+					p.cents = -12345 // a negative decimal, two's complement
+				}
+				model = append(model, p)
+				recs = append(recs, rec{key: string(frame(keyID, avroKey(p.id))), value: frame(valID, p.avro())})
+			}
+			produce(t, topic, recs)
+			w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
+				"SINK_KEY_FORMAT": "avro", "SINK_VALUE_FORMAT": "avro", "SINK_MAPPING": "columns", "SINK_MODE": mode,
+			}))
+			waitApplied(t, pool, group, topic, 30*time.Second)
+			assert.Equal(t, paymentColumns(mode, "numeric(10,2)", "date"), columnTypes(t, pool, table))
+			assert.Equal(t, paymentKey(mode), primaryKey(t, pool, table))
+			assert.Equal(t, paymentRows(model...), textRows(t, pool, paymentQuery(table)))
+
+			upd := paymentOf(3)
+			upd.name, upd.cents, upd.note, upd.tags = "renamed", 99999999, nil, nil
+			produce(t, topic, []rec{
+				{key: string(frame(keyID, avroKey(3))), value: frame(valID, upd.avro())},
+				{key: string(frame(keyID, avroKey(4)))}, // tombstone
+			})
+			waitApplied(t, pool, group, topic, 30*time.Second)
+			updRow := "3 | renamed | 999999.99 | 2026-01-01T00:00:03.000Z | 2026-01-04 | {} | NULL"
+			if mode == "upsert" {
+				want := paymentRows(append(model[:4:4], model[5:]...)...)
+				want[3] = updRow
+				assert.Equal(t, want, textRows(t, pool, paymentQuery(table)), "row 3 replaced, row 4 deleted")
+			} else {
+				want := slices.Insert(paymentRows(model...), 4, updRow)
+				assert.Equal(t, append(want, nullPaymentRow), textRows(t, pool, paymentQuery(table)),
+					"id 3 has a second row, the tombstone a row of nulls, row 4 stays")
+				assertRowPerRecord(t, pool, table, topic)
+			}
+			w.stop()
+			assert.Zero(t, dlqCount(t, topic+".dlq"))
+		})
+	}
 }
 
 const evolveV1 = `{"type":"record","name":"Item","namespace":"sinkworker.test","fields":[
@@ -335,35 +374,54 @@ const paymentJSONSchema = `{"$schema":"http://json-schema.org/draft-07/schema#",
   "tags":{"type":"array","items":{"type":"string"}},"note":{"type":["null","string"]}},
  "required":["id","name","amount","created","day","tags","note"],"additionalProperties":false}`
 
-// TestFormatJSONSchema: JSON Schema keys and values in upsert mode: the
-// table is created from the schema (number as numeric, date-time as
-// timestamptz, date as date, an array of strings as text[]) and a later
-// record of a key replaces its row.
+// TestFormatJSONSchema: JSON Schema keys and values in upsert and insert
+// mode: the table is created from the schema (number as numeric,
+// date-time as timestamptz, date as date, an array of strings as text[]).
+// In upsert mode a later record of a key replaces its row and a tombstone
+// deletes it; in insert mode each is a row of its own.
 func TestFormatJSONSchema(t *testing.T) {
 	t.Parallel()
-	pool := db(t)
-	topic, table, group := ownTopic(t, 2), uniq("fmt_jsonschema"), ownGroup(t, pool)
-	dropTable(t, pool, table)
-	keyID := register(t, topic+"-key", sr.TypeJSON, paymentJSONKey)
-	valID := register(t, topic+"-value", sr.TypeJSON, paymentJSONSchema)
-	var recs []rec
-	var model []payment
-	for i := range 6 {
-		p := paymentOf(i)
-		model = append(model, p)
-		recs = append(recs, rec{key: string(frame(keyID, fmt.Appendf(nil, `{"id":%d}`, i))), value: frame(valID, p.json())})
+	for _, mode := range []string{"upsert", "insert"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			pool := db(t)
+			topic, table, group := ownTopic(t, 2), uniq("fmt_jsonschema"), ownGroup(t, pool)
+			dropTable(t, pool, table)
+			keyID := register(t, topic+"-key", sr.TypeJSON, paymentJSONKey)
+			valID := register(t, topic+"-value", sr.TypeJSON, paymentJSONSchema)
+			key := func(i int) string { return string(frame(keyID, fmt.Appendf(nil, `{"id":%d}`, i))) }
+			var recs []rec
+			var model []payment
+			for i := range 6 {
+				p := paymentOf(i)
+				model = append(model, p)
+				recs = append(recs, rec{key: key(i), value: frame(valID, p.json())})
+			}
+			again := paymentOf(2)
+			again.name, again.cents = "again", -1 // -0.01
+			recs = append(recs, rec{key: key(2), value: frame(valID, again.json())},
+				rec{key: key(4)}) // a tombstone
+			produce(t, topic, recs)
+			w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
+				"SINK_KEY_FORMAT": "json-schema", "SINK_VALUE_FORMAT": "json-schema", "SINK_MAPPING": "columns", "SINK_MODE": mode,
+			}))
+			waitApplied(t, pool, group, topic, 30*time.Second)
+			w.stop()
+			assert.Equal(t, paymentColumns(mode, "numeric", "date"), columnTypes(t, pool, table))
+			assert.Equal(t, paymentKey(mode), primaryKey(t, pool, table))
+			if mode == "upsert" {
+				model[2] = again
+				assert.Equal(t, paymentRows(append(model[:4:4], model[5:]...)...), textRows(t, pool, paymentQuery(table)),
+					"row 2 replaced, row 4 deleted")
+			} else {
+				want := paymentRows(slices.Insert(model, 3, again)...)
+				assert.Equal(t, append(want, nullPaymentRow), textRows(t, pool, paymentQuery(table)),
+					"id 2 has a second row, the tombstone a row of nulls, row 4 stays")
+				assertRowPerRecord(t, pool, table, topic)
+			}
+			assert.Zero(t, dlqCount(t, topic+".dlq"))
+		})
 	}
-	model[2].name, model[2].cents = "again", -1 // -0.01
-	recs = append(recs, rec{key: string(frame(keyID, []byte(`{"id":2}`))), value: frame(valID, model[2].json())})
-	produce(t, topic, recs)
-	w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
-		"SINK_KEY_FORMAT": "json-schema", "SINK_VALUE_FORMAT": "json-schema", "SINK_MAPPING": "columns", "SINK_MODE": "upsert",
-	}))
-	waitApplied(t, pool, group, topic, 30*time.Second)
-	w.stop()
-	assert.Equal(t, paymentColumns("numeric", "date"), columnTypes(t, pool, table))
-	assert.Equal(t, paymentRows(model...), textRows(t, pool, paymentQuery(table)))
-	assert.Zero(t, dlqCount(t, topic+".dlq"))
 }
 
 const connectKey = `{"type":"struct","optional":false,"fields":[{"field":"id","type":"int64","optional":false}]}`
@@ -477,7 +535,7 @@ func TestFormatExternalProducer(t *testing.T) {
 			for i := range want {
 				want[i] = paymentOf(i)
 			}
-			assert.Equal(t, paymentColumns(tc.amount, tc.day), columnTypes(t, pool, table))
+			assert.Equal(t, paymentColumns("upsert", tc.amount, tc.day), columnTypes(t, pool, table))
 			assert.Equal(t, paymentRows(want...), textRows(t, pool, paymentQuery(table)))
 		})
 	}
