@@ -203,9 +203,10 @@ func TestMetricsContract(t *testing.T) {
 	pool := db(t)
 	topic, table, group := newTopic(t, 1), uniq("t"), uniq("g")
 	dropTable(t, pool, table)
-	// POOL_MAX_CONNS=auto: its families are in the table too.
+	// POOL_MAX_CONNS=auto: its families are in the table too; small batches,
+	// so that the adaptive limit decides rounds (of at least 3 batches).
 	w := startWorker(t, "w1", map[string]string{"KAFKA_TOPICS": topic, "KAFKA_GROUP": group,
-		"SINK_TABLE_MAP": topic + "=" + table, "POOL_MAX_CONNS": "auto"})
+		"SINK_TABLE_MAP": topic + "=" + table, "POOL_MAX_CONNS": "auto", "BATCH_MAX_RECORDS": "10"})
 	produce(t, topic, workload(100, 20, 0, 1))
 	waitApplied(t, pool, group, topic, time.Minute)
 
@@ -230,8 +231,9 @@ AND wait_event_type = 'Lock'`, "sinkworker/"+group+"/w1").Scan(&pid)
 	require.Eventually(t, func() bool {
 		m := w.scrape(t)
 		return sum(m, "sinkworker_retries_total", "class", "transient") > 0 &&
-			sum(m, "sinkworker_dead_letters_total", "class", "decode") == 1 && sum(m, "sinkworker_kafka_commits_total", "", "") > 0
-	}, 10*time.Second, 100*time.Millisecond, "a retry, the dead letter (class decode) and a Kafka commit counted")
+			sum(m, "sinkworker_dead_letters_total", "class", "decode") == 1 && sum(m, "sinkworker_kafka_commits_total", "", "") > 0 &&
+			sum(m, "sinkworker_pool_limit_rounds_total", "", "") > 0
+	}, 10*time.Second, 100*time.Millisecond, "a retry, the dead letter (class decode), a Kafka commit and a round of the adaptive limit counted")
 
 	contract := readmeMetrics(t)
 	fams := w.scrape(t)
