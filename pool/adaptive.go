@@ -3,16 +3,15 @@ package pool
 import (
 	"math"
 	"math/bits"
-	"slices"
 	"time"
 )
 
 // Adaptive decides the concurrency limit of POOL_MAX_CONNS=auto: how many of
 // a worker's partitions may hold a connection and write at once. It is pure
-// (time is passed in) and not safe for concurrent use; Slots serialises it.
+// (time is passed in) and not safe for concurrent use; slots serialises it.
 //
-// The signal is the latency of a batch transaction against the lowest latency
-// seen lately for batches of the same size (the base): TCP Vegas's
+// The signal is the latency of a batch transaction against the latency of
+// batches of the same size at a lower limit (the base): TCP Vegas's
 // delay-based window (Brakmo and Peterson, "TCP Vegas: End to End Congestion
 // Avoidance on a Global Internet", 1995), as adaptive concurrency limiters
 // apply it to services (Netflix concurrency-limits, VegasLimit and
@@ -21,41 +20,39 @@ import (
 // database's knee it only queues, and latency grows with the limit while
 // throughput does not. So:
 //
-//   - Transactions are grouped in rounds of at least max(limit, 3)
-//     transactions and 50 ms, counting only transactions that began after
-//     the limit last changed. Each round's median latency per batch-size
-//     bucket (powers of two of records) moves an exponential average kept
-//     for that bucket at the current limit. The base of a bucket is the
-//     lowest average among the limits measured in the last BaseWindow; the
-//     ratio is the current limit's averages over the bases, weighted by
-//     count. Averages, not single rounds: the lowest of many noisy rounds
-//     would make a base too low and every ratio too high.
-//   - Slow start: from 1, the limit doubles after every second round while
-//     the ratio is at most IncreaseAt and partitions wait for a slot, until
-//     the ratio exceeds IncreaseAt. Two rounds, because a limit's average
-//     becomes a base for the others only after two.
-//   - Then a gradient, as Gradient2Limit: the limit moves halfway towards
-//     limit × Target / ratio, so it grows while latency is under Target times
-//     the base and shrinks while it is over; it grows only after a round in
-//     which partitions waited for a slot (a limit nobody waits for is not
-//     what holds throughput back). The limit in use is that estimate
-//     rounded, raised when the estimate is 1 above it and lowered when 0.6
-//     below, so that noise does not flip it every round; a limit a decrease
-//     left is not tried again for Cooldown. Without the cooldown, workers
-//     sharing a database at its knee each keep trying one more connection
-//     (alone, latency is still under Target), and their tries add up.
+//   - Each limit keeps, per batch-size bucket (powers of two of records), an
+//     exponentially weighted mean of log latency over its last Window
+//     transactions (its standard error from the variance pooled over all
+//     limits), counting only transactions that began after the
+//     limit last changed. The base is the limit whose mean is lowest with
+//     its standard error added (a noisy low mean is not trusted), among
+//     those measured within BaseWindow; the ratio is exp(current mean - base
+//     mean). Latencies of a shared database are noisy (a checkpoint, the
+//     worker's own CPU): every decision needs the ratio to be off its
+//     threshold by a standard error, else the limit holds.
+//   - Decisions come in rounds of at least max(limit, 3) transactions and
+//     minRound. Slow start: from 1, the limit doubles while the ratio is
+//     clearly at most IncreaseAt and partitions wait for a slot, until it is
+//     clearly over.
+//   - Then a gradient, as Gradient2Limit: when the ratio is clearly under
+//     Target and partitions wait (a limit nobody waits for is not what holds
+//     throughput back), or clearly over Target, the limit moves Step of the
+//     way to limit × Target / ratio. The limit in use is that estimate,
+//     raised when it is 1 above and lowered when 0.6 below; a limit a
+//     decrease left is not tried again for Cooldown. Without the cooldown,
+//     workers sharing a database at its knee each keep trying one more
+//     connection (alone, its latency is still near Target), and their tries
+//     add up.
 //   - Every ProbeEvery of the wall clock, while partitions wait, one round
-//     runs at half the limit (BBR's ProbeRTT): its medians refresh the base,
-//     so a base learnt under a load that has ended, or lost from the window
-//     while the limit stayed high, is measured again. Workers probe at the
-//     same moments, so that together they measure a database with less
-//     queued, not each one the others' queue.
+//     runs at half the limit (BBR's ProbeRTT), so that a lower limit's
+//     latency, the base, is measured again. Workers probe at the same
+//     moments, so that together they measure a database with less queued,
+//     not each one the others' queue.
 //
 // Workers that share a database adapt on their own and converge together:
-// they see the same latency ratio, so their limits move in step, and the sum
-// settles where the database's latency is IncreaseAt to DecreaseAt times its
-// unloaded latency. Another load on the database raises the ratio and brings
-// the limits down; when it ends the ratio falls and they climb back.
+// they see the same latency ratio, so their limits move in step. Another
+// load on the database raises the ratio and brings the limits down; when it
+// ends the ratio falls and they climb back.
 //
 // The limit stays within [1, cap], cap being the worker's assigned
 // partitions (SetCap).
@@ -67,67 +64,88 @@ type Adaptive struct {
 	reason    string
 	ratio     float64
 	rounds    int
-	atLimit   int // rounds since the limit last changed
 
 	round      round
-	changed    time.Time                     // when the limit last changed: older transactions ran under another
-	levels     map[int]map[int]*levelLatency // by batch-size bucket, then by limit
+	changed    time.Time                   // when the limit last changed: older transactions ran under another
+	levels     map[int]map[int]*logLatency // by batch-size bucket, then by limit
 	lastProbe  time.Time
-	tooHigh    map[int]time.Time // limits a decrease left, and until when not to go back to them
 	probing    bool
-	beforeProb int // the limit to go back to after a probe round
+	beforeProb int               // the limit to go back to after a probe round
+	tooHigh    map[int]time.Time // limits a decrease left, and until when not to go back to them
+	noise      float64           // variance of a log latency about its limit's mean, pooled over the limits
 }
 
-// levelLatency is the exponential average of round medians of one bucket
-// at one limit, and when it was last moved.
-type levelLatency struct {
-	avg    float64
-	at     time.Time
-	rounds int
-}
-
-// The tuning of Adaptive. Target is the latency ratio the limits settle at:
-// little of the latency is queueing, and a little queue keeps the database
-// busy between one transaction's round trips. IncreaseAt ends slow start.
+// The tuning of Adaptive. Target is the latency ratio the limits settle
+// near: little of the latency is queueing, and a little queue keeps the
+// database busy between one transaction's round trips. IncreaseAt ends slow
+// start.
 const (
-	IncreaseAt      = 1.1
-	Target          = 1.2
-	BaseWindow      = 5 * time.Minute
-	ProbeEvery      = 10 * time.Second
-	minRoundSamples = 3
-	minRound        = 50 * time.Millisecond
-	maxRound        = 2 * time.Second // a round ends after this with any sample
-	smoothing       = 0.2             // weight of a round's median in its limit's average
-	baseRounds      = 2               // rounds another limit's average needs before it can be the base
-	step            = 0.7             // how far towards limit × Target / ratio a round moves the estimate
-	hysteresis      = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
-	Cooldown        = 5 * time.Second // how long a limit a decrease left is not tried again
+	IncreaseAt       = 1.1
+	Target           = 1.2
+	Window           = 32  // transactions a limit's mean covers
+	BaseTransactions = 256 // transactions a limit's mean as a base covers
+	BaseWindow       = 5 * time.Minute
+	ProbeEvery       = 10 * time.Second
+	Cooldown         = 5 * time.Second // how long a limit a decrease left is not tried again
+	Step             = 0.7             // how far towards limit × Target / ratio a decision moves the estimate
+	minRoundSamples  = 3
+	minRound         = 50 * time.Millisecond
+	maxRound         = 2 * time.Second // a round ends after this with any sample
+	minSamples       = 6               // transactions a limit needs before its mean counts
+	priorNoise       = 0.3             // the standard deviation of log latency assumed before any is measured
+	noiseWindow      = 256             // transactions the pooled variance covers
+	hysteresis       = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
 )
 
 // Reasons an Adaptive limit changes, or not, after a round.
 const (
 	ReasonStart     = "start"
 	ReasonSlowStart = "slow_start" // doubled: latency as unloaded
-	ReasonIncrease  = "increase"   // partitions waited, latency under Target
-	ReasonHold      = "hold"       // the estimate moved less than the hysteresis
-	ReasonIdle      = "idle"       // latency under Target, but nobody waited for a slot
-	ReasonDecrease  = "decrease"   // latency over Target
+	ReasonIncrease  = "increase"   // partitions waited, latency clearly under Target
+	ReasonHold      = "hold"       // latency near Target, or not yet clear
+	ReasonIdle      = "idle"       // latency low, but nobody waited for a slot
+	ReasonDecrease  = "decrease"   // latency clearly over Target
 	ReasonProbe     = "probe"      // a round at half the limit, measuring the base
 	ReasonCap       = "cap"        // the assignment shrank below the limit
 )
 
+// logLatency is two exponentially weighted means of the log of latencies
+// in seconds: over about Window transactions (what the limit does now) and
+// over about BaseTransactions (what it does, as a base: the lowest of many
+// noisy means is lower than the latency it estimates, less so the longer
+// they are).
+type logLatency struct {
+	n, long       float64 // transactions counted, at most Window and BaseTransactions
+	mean, longAvg float64
+	at            time.Time
+}
+
+// add counts x and returns its deviation from the mean before it.
+func (l *logLatency) add(now time.Time, x float64) (dev float64, ok bool) {
+	if l.n == 0 || now.Sub(l.at) > BaseWindow {
+		*l = logLatency{n: 1, long: 1, mean: x, longAvg: x, at: now}
+		return 0, false
+	}
+	dev = x - l.mean
+	l.n, l.long = min(l.n+1, Window), min(l.long+1, BaseTransactions)
+	l.mean += dev / l.n
+	l.longAvg += (x - l.longAvg) / l.long
+	l.at = now
+	return dev, true
+}
+
 type round struct {
-	started   time.Time
-	n         int
-	waited    bool
-	perBucket map[int][]float64 // seconds per transaction
+	started time.Time
+	n       int
+	waited  bool
+	buckets map[int]int // transactions by batch-size bucket
 }
 
 // NewAdaptive returns a limit of 1 in slow start, for a worker assigned cap
 // partitions.
 func NewAdaptive(cap int) *Adaptive {
 	return &Adaptive{limit: 1, estimate: 1, cap: max(1, cap), slowStart: true, reason: ReasonStart, ratio: 1,
-		levels: map[int]map[int]*levelLatency{}, tooHigh: map[int]time.Time{}}
+		levels: map[int]map[int]*logLatency{}, tooHigh: map[int]time.Time{}, noise: priorNoise * priorNoise}
 }
 
 // Limit is the current limit.
@@ -165,13 +183,16 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	if now.Add(-took).Before(a.changed) {
 		return false // began under another limit
 	}
+	b := bits.Len(uint(records))
+	if dev, ok := a.level(b, a.limit).add(now, math.Log(took.Seconds())); ok {
+		a.noise += (dev*dev - a.noise) / noiseWindow
+	}
 	r := &a.round
 	if r.n == 0 {
 		r.started = now.Add(-took)
-		r.perBucket = map[int][]float64{}
+		r.buckets = map[int]int{}
 	}
-	b := bits.Len(uint(records))
-	r.perBucket[b] = append(r.perBucket[b], took.Seconds())
+	r.buckets[b]++
 	r.n++
 	r.waited = r.waited || waiting > 0
 	elapsed := now.Sub(r.started)
@@ -180,26 +201,42 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	}
 	before := a.limit
 	a.rounds++
-	a.atLimit++
 	a.endRound(now)
 	a.round = round{}
 	if a.limit != before {
-		a.changed, a.atLimit = now, 0
+		a.changed = now
 		return true
 	}
 	return false
 }
 
-// endRound folds the round into the bases and decides the limit.
+func (a *Adaptive) level(bucket, limit int) *logLatency {
+	byLimit := a.levels[bucket]
+	if byLimit == nil {
+		byLimit = map[int]*logLatency{}
+		a.levels[bucket] = byLimit
+	}
+	l := byLimit[limit]
+	if l == nil {
+		l = &logLatency{}
+		byLimit[limit] = l
+	}
+	return l
+}
+
+// endRound decides the limit after a round.
 func (a *Adaptive) endRound(now time.Time) {
 	r := &a.round
-	var sum, weight float64
-	for b, samples := range r.perBucket {
-		avg, base := a.remember(now, b, median(samples))
-		sum += float64(len(samples)) * avg / base
-		weight += float64(len(samples))
+	bucket, most := 0, 0
+	for b, n := range r.buckets {
+		if n > most {
+			bucket, most = b, n
+		}
 	}
-	a.ratio = sum / weight
+	d, se, ok := a.compare(now, bucket)
+	if ok {
+		a.ratio = math.Exp(d)
+	}
 
 	if a.probing {
 		a.probing = false
@@ -208,7 +245,11 @@ func (a *Adaptive) endRound(now time.Time) {
 		a.lastProbe = now
 		return
 	}
-	a.decide(now, r.waited)
+	if ok {
+		a.decide(now, d, se, r.waited)
+	} else {
+		a.reason = ReasonHold
+	}
 	if a.lastProbe.IsZero() {
 		a.lastProbe = now
 	}
@@ -221,87 +262,85 @@ func (a *Adaptive) endRound(now time.Time) {
 	}
 }
 
-// decide moves the limit after a round with ratio a.ratio; waited says
-// whether partitions waited for a slot during it.
-func (a *Adaptive) decide(now time.Time, waited bool) {
-	capped := float64(a.cap)
+// compare returns the log latency ratio of the current limit over the base
+// in bucket b and its standard error; ok is false while the current limit
+// has too few transactions.
+func (a *Adaptive) compare(now time.Time, b int) (d, se float64, ok bool) {
+	cur := a.levels[b][a.limit]
+	if cur == nil || cur.n < minSamples {
+		return 0, 0, false
+	}
+	base := cur.longAvg + a.se(cur.long)
+	for limit, l := range a.levels[b] {
+		if now.Sub(l.at) > BaseWindow {
+			delete(a.levels[b], limit)
+			continue
+		}
+		if l.long >= minSamples {
+			base = min(base, l.longAvg+a.se(l.long))
+		}
+	}
+	d = cur.mean - base
+	return d, math.Hypot(a.se(cur.n), a.se(cur.long)), true
+}
+
+// se is the standard error of a mean of n transactions, with the pooled
+// variance: a few transactions say little of their own spread.
+func (a *Adaptive) se(n float64) float64 { return math.Sqrt(a.noise / n) }
+
+// decide moves the limit after a round whose log latency ratio is d, with
+// standard error se; waited says whether partitions waited for a slot.
+func (a *Adaptive) decide(now time.Time, d, se float64, waited bool) {
+	clearlyUnder := func(r float64) bool { return d+0.5*se < math.Log(r) }
+	clearlyOver := func(r float64) bool { return d-0.5*se > math.Log(r) }
 	if a.slowStart {
-		if a.ratio <= IncreaseAt {
-			switch {
-			case a.atLimit < baseRounds: // a base for the next limit to be measured against
-				a.reason = ReasonSlowStart
-			case !waited:
-				a.reason = ReasonIdle
-			case a.limit >= a.cap:
-				a.reason = ReasonCap
-			default:
-				a.limit, a.reason = min(a.cap, 2*a.limit), ReasonSlowStart
-				a.estimate = float64(a.limit)
-			}
+		switch {
+		case clearlyOver(IncreaseAt):
+			a.slowStart = false // on to the gradient
+		case !clearlyUnder(IncreaseAt):
+			a.reason = ReasonHold
+			return
+		case !waited:
+			a.reason = ReasonIdle
+			return
+		case a.limit >= a.cap:
+			a.reason = ReasonCap
+			return
+		default:
+			a.limit, a.reason = min(a.cap, 2*a.limit), ReasonSlowStart
+			a.estimate = float64(a.limit)
 			return
 		}
-		a.slowStart = false
 	}
-	next := a.estimate * Target / a.ratio
-	if next > a.estimate && !waited {
+	switch {
+	case clearlyOver(Target):
+	case !clearlyUnder(Target):
+		a.reason = ReasonHold
+		return
+	case !waited:
 		a.reason = ReasonIdle
 		return
 	}
-	a.estimate = min(capped, max(1, a.estimate+step*(next-a.estimate)))
+	next := a.estimate * Target / math.Exp(d)
+	a.estimate = min(float64(a.cap), max(1, a.estimate+Step*(next-a.estimate)))
+	up := min(a.cap, int(math.Round(a.estimate)))
+	for l := a.limit + 1; l <= up; l++ {
+		if now.Before(a.tooHigh[l]) {
+			up = l - 1 // found too high lately
+		}
+	}
 	switch {
-	case a.estimate >= float64(a.limit)+1 && now.Before(a.tooHigh[a.limit+1]):
-		a.estimate, a.reason = float64(a.limit)+hysteresis, ReasonHold // found too high lately
+	case a.estimate >= float64(a.limit)+1 && up <= a.limit:
+		a.estimate, a.reason = float64(a.limit)+hysteresis, ReasonHold
 	case a.estimate >= float64(a.limit)+1:
-		a.limit, a.reason = min(a.cap, int(math.Round(a.estimate))), ReasonIncrease
+		a.limit, a.reason = up, ReasonIncrease
 	case a.estimate <= float64(a.limit)-hysteresis:
-		a.tooHigh[a.limit] = now.Add(Cooldown)
+		// Longest where one connection is much of the limit.
+		a.tooHigh[a.limit] = now.Add(Cooldown * time.Duration(min(4, a.limit)) / time.Duration(a.limit))
 		a.limit, a.reason = max(1, int(math.Round(a.estimate))), ReasonDecrease
 	case a.limit >= a.cap && next > a.estimate:
 		a.reason = ReasonCap
 	default:
 		a.reason = ReasonHold
 	}
-}
-
-// remember moves bucket b's average at the current limit by a round's
-// median, and returns that average and the bucket's base: the lowest
-// average among the limits measured within BaseWindow.
-func (a *Adaptive) remember(now time.Time, b int, med float64) (avg, base float64) {
-	byLimit := a.levels[b]
-	if byLimit == nil {
-		byLimit = map[int]*levelLatency{}
-		a.levels[b] = byLimit
-	}
-	l := byLimit[a.limit]
-	switch {
-	case l == nil:
-		l = &levelLatency{avg: med}
-		byLimit[a.limit] = l
-	case now.Sub(l.at) > BaseWindow:
-		l.avg, l.rounds = med, 0 // too old to average with
-	default:
-		l.avg += smoothing * (med - l.avg)
-	}
-	l.at = now
-	l.rounds++
-	base = l.avg
-	for limit, other := range byLimit {
-		if now.Sub(other.at) > BaseWindow {
-			delete(byLimit, limit)
-			continue
-		}
-		if other.rounds >= baseRounds {
-			base = min(base, other.avg)
-		}
-	}
-	return l.avg, base
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -13,9 +13,11 @@ import (
 
 // simDB is a simulated database with a known knee: up to knee transactions
 // run side by side at full speed; beyond it they share the knee's capacity
-// and each extra one costs overhead more (contention), so throughput peaks
-// at the knee and falls after it, as the bench suite's sweep shows for the
-// real one. Latencies are log-normal around the model (noise is sigma).
+// and contention costs overhead more per knee's worth of transactions, so
+// throughput peaks at the knee and falls after it as the bench suite's
+// sweep shows for the real one (2, 4, 8 times the knee: 0.93, 0.81, 0.64 of
+// the peak, overhead 0.08). Latencies are log-normal around the model (noise
+// is sigma; 0.4 matches the spread seen on the bench machine).
 type simDB struct {
 	knee      float64
 	perRecord time.Duration
@@ -29,7 +31,7 @@ func (d simDB) latency(rng *rand.Rand, at time.Duration, records int, inFlight i
 	if d.load != nil {
 		n += d.load(at)
 	}
-	slow := max(1, n/d.knee) * (1 + d.overhead*max(0, n-d.knee))
+	slow := max(1, n/d.knee) * (1 + d.overhead*max(0, n/d.knee-1))
 	return time.Duration(float64(records) * float64(d.perRecord) * slow * math.Exp(d.noise*rng.NormFloat64()))
 }
 
@@ -52,7 +54,6 @@ type simResult struct {
 	changes   int     // limit changes after the first 10 s, all workers
 	maxLimit  int
 	minLimit  int
-	converged time.Duration // when the fleet's total limit first came within the knee's band
 	trace     []string      // worker 0's limit changes
 }
 
@@ -114,13 +115,8 @@ func (s simRun) run() simResult {
 		t := running[next]
 		running = append(running[:next], running[next+1:]...)
 		for ; second <= t.end && second < s.length; second += time.Second {
-			total := 0
 			for w := range ws {
 				res.limits[w] = append(res.limits[w], limit(ws[w]))
-				total += limit(ws[w])
-			}
-			if res.converged == 0 && math.Abs(float64(total)-s.db.knee) <= max(1, s.db.knee/2) {
-				res.converged = second
 			}
 		}
 		now = t.end
@@ -157,6 +153,22 @@ func (r simResult) rate(from, to int) float64 {
 	return float64(n) / float64(to-from)
 }
 
+// settled is the first second from which the fleet's total limit stays
+// within max(1, want/2) of want for 5 s.
+func (r simResult) settled(want int) time.Duration {
+	run := 0
+	for s := range r.limits[0] {
+		if math.Abs(float64(total(r, s)-want)) <= max(1, float64(want)/2) {
+			if run++; run == 5 {
+				return time.Duration(s-4) * time.Second
+			}
+			continue
+		}
+		run = 0
+	}
+	return time.Duration(len(r.limits[0])) * time.Second
+}
+
 // meanTotal is the fleet's mean total limit over [from, to) seconds.
 func (r simResult) meanTotal(from, to int) float64 {
 	var sum float64
@@ -172,8 +184,8 @@ func (r simResult) meanTotal(from, to int) float64 {
 // from 1 to 32 transactions and noisy latencies, shared by 1, 2 and 4
 // workers, the adaptive limit drains within 5% of the best fixed limit (the
 // same for every worker, 1 to the partitions; the mean of three seeds) with
-// one or two workers and within 12% with four, stays within [1,
-// partitions], and settles within 15 s.
+// one or two workers, settling within 15 s near the best fixed limit's
+// total, and within 12% with four; it stays within [1, partitions].
 func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 	const length = 60 * time.Second
 	for _, knee := range []float64{1, 2, 4, 8, 32} {
@@ -181,7 +193,7 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 			for _, partitions := range []int{4, 16, 64} {
 				per := max(1, partitions/workers)
 				t.Run(fmt.Sprintf("knee %g, %d workers, %d partitions", knee, workers, partitions), func(t *testing.T) {
-					db := simDB{knee: knee, perRecord: 10 * time.Microsecond, overhead: 0.03, noise: 0.2}
+					db := simDB{knee: knee, perRecord: 10 * time.Microsecond, overhead: 0.08, noise: 0.4}
 					// Three seeds: the mean of their rates, for auto and for each
 					// fixed limit.
 					end := int(length / time.Second)
@@ -202,7 +214,7 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 						}
 					}
 					t.Logf("%s: auto %.0f records/s (mean total limit %.1f, %d changes in 50 s, settled at %v), best fixed %.0f at %d per worker: %.3f",
-						t.Name(), got, auto.meanTotal(10, 60), auto.changes, auto.converged, best, bestAt, got/best)
+						t.Name(), got, auto.meanTotal(10, 60), auto.changes, auto.settled(bestAt*workers), best, bestAt, got/best)
 					// One or two workers: within 5% of the best fixed limit. Four
 					// workers sharing the database overshoot its knee together a
 					// little (each one's base includes the others' queue, and each
@@ -214,8 +226,8 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 					assert.GreaterOrEqual(t, got/best, goal, "auto against the best fixed limit")
 					assert.GreaterOrEqual(t, auto.minLimit, 1)
 					assert.LessOrEqual(t, auto.maxLimit, per, "never above the assigned partitions")
-					if float64(per*workers) > knee {
-						assert.LessOrEqual(t, auto.converged, 15*time.Second, "settled")
+					if workers <= 2 {
+						assert.LessOrEqual(t, auto.settled(bestAt*workers), 15*time.Second, "settled near the best fixed limit's total")
 					}
 				})
 			}
@@ -229,7 +241,7 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 func TestAdaptiveLoadStep(t *testing.T) {
 	for _, workers := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) {
-			db := simDB{knee: 8, perRecord: 10 * time.Microsecond, overhead: 0.03, noise: 0.2,
+			db := simDB{knee: 8, perRecord: 10 * time.Microsecond, overhead: 0.08, noise: 0.4,
 				load: func(at time.Duration) float64 {
 					if at >= 60*time.Second && at < 120*time.Second {
 						return 8
@@ -270,37 +282,44 @@ func total(r simResult, s int) int {
 
 func TestAdaptiveRules(t *testing.T) {
 	at := time.Unix(0, 0)
-	run := func(a *Adaptive, took time.Duration, waiting int) { // one round
-		for range max(a.Limit(), minRoundSamples) {
-			at = at.Add(minRound)
+	run := func(a *Adaptive, took time.Duration, waiting int) { // one round, minRound long
+		n := max(a.Limit(), minRoundSamples)
+		for range n {
+			at = at.Add(minRound / time.Duration(n-1))
 			a.Observe(at, 1000, took, waiting)
 		}
 	}
-	doubling := func(a *Adaptive, rounds int) {
-		for range rounds {
+	upTo := func(a *Adaptive, limit int) { // constant latency, partitions waiting
+		for range 20 {
+			if a.Limit() >= limit {
+				return
+			}
 			run(a, 10*time.Millisecond, 1)
 		}
 	}
-	t.Run("slow start doubles every second round while latency stays", func(t *testing.T) {
+	t.Run("slow start doubles while latency stays", func(t *testing.T) {
 		a := NewAdaptive(64)
-		for _, want := range []int{2, 4, 8, 16} {
+		seen := []int{a.Limit()}
+		for range 12 {
 			run(a, 10*time.Millisecond, 1)
-			assert.Equal(t, want/2, a.Limit(), "one round at a limit first: the next one's base")
-			run(a, 10*time.Millisecond, 1)
-			assert.Equal(t, want, a.Limit())
-			assert.Equal(t, ReasonSlowStart, a.Reason())
+			if l := a.Limit(); l != seen[len(seen)-1] {
+				seen = append(seen, l)
+				assert.Equal(t, ReasonSlowStart, a.Reason())
+			}
 		}
+		assert.Equal(t, []int{1, 2, 4, 8, 16, 32, 64}, seen, "each change a doubling, once a limit has %d transactions", minSamples)
 	})
 	t.Run("nobody waiting: no increase", func(t *testing.T) {
 		a := NewAdaptive(64)
-		run(a, 10*time.Millisecond, 0)
-		run(a, 10*time.Millisecond, 0)
+		for range 4 {
+			run(a, 10*time.Millisecond, 0)
+		}
 		assert.Equal(t, 1, a.Limit())
 		assert.Equal(t, ReasonIdle, a.Reason())
 	})
 	t.Run("capped by the assignment", func(t *testing.T) {
 		a := NewAdaptive(3)
-		doubling(a, 4)
+		upTo(a, 3)
 		assert.Equal(t, 3, a.Limit())
 		a.SetCap(1)
 		assert.Equal(t, 1, a.Limit())
@@ -308,38 +327,42 @@ func TestAdaptiveRules(t *testing.T) {
 		a.SetCap(0)
 		assert.Equal(t, 1, a.Limit(), "never below 1")
 	})
-	t.Run("latency doubles: most of the way to limit × Target / ratio, and not back for a while", func(t *testing.T) {
+	t.Run("latency doubles: down, and not back for a while", func(t *testing.T) {
 		a := NewAdaptive(64)
-		doubling(a, 6)
+		upTo(a, 8)
 		require.Equal(t, 8, a.Limit())
-		run(a, 20*time.Millisecond, 1) // the first round at 8: 20 ms against 10 ms below
+		for range 4 {
+			if run(a, 20*time.Millisecond, 1); a.Reason() == ReasonDecrease {
+				break
+			}
+		}
 		assert.Equal(t, ReasonDecrease, a.Reason())
-		assert.InDelta(t, 2, a.Ratio(), 0.01)
-		down := int(math.Round(8 + step*(8*Target/2-8)))
-		assert.Equal(t, down, a.Limit())
+		assert.Greater(t, a.Ratio(), Target)
+		assert.Less(t, a.Limit(), 8)
+		assert.False(t, a.slowStart, "slow start is over")
 		for range 10 { // latency as unloaded again: up, but not to 8 within Cooldown
 			run(a, 10*time.Millisecond, 1)
+			assert.Less(t, a.Limit(), 8, "8 was too high less than %v ago", Cooldown)
 		}
-		assert.Equal(t, 7, a.Limit(), "8 was too high %v ago", Cooldown)
-		assert.Equal(t, ReasonHold, a.Reason())
 		at = at.Add(Cooldown)
-		run(a, 10*time.Millisecond, 1)
-		if a.Reason() == ReasonProbe { // the wall clock passed a probe boundary too
+		for range 10 {
 			run(a, 10*time.Millisecond, 1)
 		}
 		assert.GreaterOrEqual(t, a.Limit(), 8, "after Cooldown, 8 is tried again")
 	})
 	t.Run("at the target it holds", func(t *testing.T) {
 		a := NewAdaptive(64)
-		doubling(a, 4)
+		upTo(a, 4)
 		require.Equal(t, 4, a.Limit())
-		run(a, 12*time.Millisecond, 1) // the ratio is Target: the estimate stays
+		for range 6 {
+			run(a, 12*time.Millisecond, 1) // settles at a ratio of Target: the estimate stays
+		}
 		assert.Equal(t, ReasonHold, a.Reason())
 		assert.Equal(t, 4, a.Limit())
 	})
 	t.Run("a probe round at half the limit, then back", func(t *testing.T) {
-		a := NewAdaptive(64)
-		doubling(a, 6)
+		a := NewAdaptive(8)
+		upTo(a, 8)
 		require.Equal(t, 8, a.Limit())
 		at = at.Add(ProbeEvery)
 		run(a, 10*time.Millisecond, 1)

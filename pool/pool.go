@@ -40,9 +40,9 @@ type Config struct {
 	// Adaptive).
 	MaxConns Conns `env:"POOL_MAX_CONNS, default=16"`
 	// OnLimit, if set, is called after each round of the automatic limit
-	// (see Adaptive), with the limit and the round's decision (a Reason
-	// constant). Not from the environment.
-	OnLimit func(limit int, reason string)
+	// (see Adaptive), with the limit, the round's decision (a Reason
+	// constant) and its latency ratio. Not from the environment.
+	OnLimit func(limit int, reason string, ratio float64)
 }
 
 // Conns is a number of connections, or Auto.
@@ -299,17 +299,19 @@ func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	}
 	p.mu.Lock()
 	p.assigned = assigned
-	limit := min(assigned, p.capLocked())
 	p.mu.Unlock()
-	p.trim(ctx, limit)
+	p.trim(ctx, p.idleLimit())
 }
 
-// idleLimit is min(assigned, MaxConns or the adaptive limit): what the pool
-// keeps when idle.
+// idleLimit is what the pool keeps when idle: min(assigned, MaxConns), or
+// under Auto min(assigned, the highest adaptive limit of the last 10 s).
 func (p *Pool) idleLimit() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return min(p.assigned, p.capLocked())
+	if p.auto != nil {
+		return min(p.assigned, p.auto.kept())
+	}
+	return min(p.assigned, p.maxConns)
 }
 
 // trim closes idle connections beyond limit. It holds every idle connection

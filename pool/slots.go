@@ -14,10 +14,21 @@ type slots struct {
 	a       *Adaptive
 	inUse   int
 	waiting []chan struct{} // FIFO; closed when granted
-	onLimit func(limit int, reason string)
+	onLimit func(limit int, reason string, ratio float64)
+	history []limitAt // the limits of the last keepIdle, oldest first
 }
 
-func newSlots(onLimit func(limit int, reason string)) *slots { // onLimit: after each round
+// keepIdle is how long idle connections are kept for a limit that has come
+// down: a limit moving between neighbours must not close and open
+// connections (a new backend, its statements prepared again) every round.
+const keepIdle = 10 * time.Second
+
+type limitAt struct {
+	at    time.Time
+	limit int
+}
+
+func newSlots(onLimit func(limit int, reason string, ratio float64)) *slots { // onLimit: after each round
 	return &slots{a: NewAdaptive(1), onLimit: onLimit}
 }
 
@@ -60,11 +71,12 @@ func (s *slots) release(records int, took time.Duration) {
 		s.a.Observe(time.Now(), records, took, len(s.waiting))
 	}
 	decided := s.a.Rounds() > rounds
-	limit, reason := s.a.Limit(), s.a.Reason()
+	limit, reason, ratio := s.a.Limit(), s.a.Reason(), s.a.Ratio()
+	s.noteLocked(time.Now())
 	s.grantLocked()
 	s.mu.Unlock()
 	if decided && s.onLimit != nil {
-		s.onLimit(limit, reason)
+		s.onLimit(limit, reason, ratio)
 	}
 }
 
@@ -73,7 +85,31 @@ func (s *slots) setCap(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.a.SetCap(n)
+	s.noteLocked(time.Now())
 	s.grantLocked()
+}
+
+// noteLocked records the limit now and forgets those older than keepIdle.
+func (s *slots) noteLocked(now time.Time) {
+	if n := len(s.history); n == 0 || s.history[n-1].limit != s.a.Limit() {
+		s.history = append(s.history, limitAt{at: now, limit: s.a.Limit()})
+	}
+	for len(s.history) > 1 && now.Sub(s.history[1].at) > keepIdle {
+		s.history = s.history[1:] // its successor took over before the window
+	}
+}
+
+// kept is the highest limit of the last keepIdle: the connections the pool
+// keeps open when idle.
+func (s *slots) kept() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noteLocked(time.Now())
+	n := 0
+	for _, h := range s.history {
+		n = max(n, h.limit)
+	}
+	return n
 }
 
 func (s *slots) grantLocked() {

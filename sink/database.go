@@ -16,9 +16,9 @@ import (
 // connected.
 func (w *Worker) openDB(ctx context.Context) error {
 	pc := w.cfg.Pool
-	pc.OnLimit = func(limit int, reason string) {
+	pc.OnLimit = func(limit int, reason string, ratio float64) {
 		w.metrics.PoolLimitRounds.WithLabelValues(reason).Inc()
-		w.log.Debug("adaptive connection limit", "limit", limit, "reason", reason)
+		w.log.Debug("adaptive connection limit", "limit", limit, "reason", reason, "latency_ratio", ratio)
 	}
 	p, err := pool.New(ctx, w.cfg.DatabaseURL, ApplicationName(w.cfg.Group, w.cfg.Member), pc)
 	if err != nil {
