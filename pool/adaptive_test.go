@@ -49,12 +49,12 @@ type simRun struct {
 
 // simResult is what a simRun measured.
 type simResult struct {
-	records   []int64 // committed per second of simulated time
-	limits    [][]int // per worker, its limit at each second
-	changes   int     // limit changes after the first 10 s, all workers
-	maxLimit  int
-	minLimit  int
-	trace     []string      // worker 0's limit changes
+	records  []int64 // committed per second of simulated time
+	limits   [][]int // per worker, its limit at each second
+	changes  int     // limit changes after the first 10 s, all workers
+	maxLimit int
+	minLimit int
+	trace    []string // worker 0's limit changes
 }
 
 func (s simRun) run() simResult {
