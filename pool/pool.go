@@ -15,6 +15,11 @@
 // closes its socket without waiting on the peer. Build one with New,
 // acquire through Pool.Acquire (the embedded *pgxpool.Pool), and Close it
 // last.
+//
+// With MaxConns Auto (POOL_MAX_CONNS=auto) a partition first takes a turn
+// (Pool.Slot) under an adaptive limit within [1, assigned] that Adaptive
+// decides from each batch's database time (Slot.Done); idle connections
+// above the highest limit of the last keepIdle are closed.
 package pool
 
 import (
