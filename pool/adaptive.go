@@ -57,13 +57,14 @@ import (
 // The limit stays within [1, cap], cap being the worker's assigned
 // partitions (SetCap).
 type Adaptive struct {
-	limit     int
-	estimate  float64 // the limit before rounding
-	cap       int
-	slowStart bool
-	reason    string
-	ratio     float64
-	rounds    int
+	limit       int
+	estimate    float64 // the limit before rounding
+	cap         int
+	slowStart   bool
+	reason      string
+	ratio       float64
+	rounds      int
+	sinceChange int // transactions counted since the limit last changed
 
 	round      round
 	changed    time.Time                   // when the limit last changed: older transactions ran under another
@@ -91,7 +92,7 @@ const (
 	minRoundSamples  = 3
 	minRound         = 50 * time.Millisecond
 	maxRound         = 2 * time.Second // a round ends after this with any sample
-	minSamples       = 6               // transactions a limit needs before its mean counts
+	minSamples       = 8               // transactions a limit needs before its mean counts
 	priorNoise       = 0.3             // the standard deviation of log latency assumed before any is measured
 	noiseWindow      = 256             // transactions the pooled variance covers
 	hysteresis       = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
@@ -120,15 +121,24 @@ type logLatency struct {
 	at            time.Time
 }
 
-// add counts x and returns its deviation from the mean before it.
-func (l *logLatency) add(now time.Time, x float64) (dev float64, ok bool) {
+// add counts x and returns its deviation from the mean before it. With
+// restart, the short mean starts again from x: the limit has just come back
+// to this level, and what it measured the last time (another load, other
+// workers' limits) says little of now.
+func (l *logLatency) add(now time.Time, x float64, restart bool) (dev float64, ok bool) {
 	if l.n == 0 || now.Sub(l.at) > BaseWindow {
 		*l = logLatency{n: 1, long: 1, mean: x, longAvg: x, at: now}
 		return 0, false
 	}
 	dev = x - l.mean
+	if restart {
+		l.n, l.mean = 0, x
+	}
 	l.n, l.long = min(l.n+1, Window), min(l.long+1, BaseTransactions)
 	l.mean += dev / l.n
+	if restart {
+		l.mean = x
+	}
 	l.longAvg += (x - l.longAvg) / l.long
 	l.at = now
 	return dev, true
@@ -184,7 +194,8 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 		return false // began under another limit
 	}
 	b := bits.Len(uint(records))
-	if dev, ok := a.level(b, a.limit).add(now, math.Log(took.Seconds())); ok {
+	a.sinceChange++
+	if dev, ok := a.level(b, a.limit).add(now, math.Log(took.Seconds()), a.sinceChange == 1); ok {
 		a.noise += (dev*dev - a.noise) / noiseWindow
 	}
 	r := &a.round
@@ -204,7 +215,7 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	a.endRound(now)
 	a.round = round{}
 	if a.limit != before {
-		a.changed = now
+		a.changed, a.sinceChange = now, 0
 		return true
 	}
 	return false
