@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
+	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
 const servicesHint = `scripts/services up && eval "$(scripts/services env)"`
@@ -33,27 +33,11 @@ type services struct {
 
 // connect fails at once when either service does not answer within 10 s.
 func connect(ctx context.Context) (*services, error) {
-	s := &services{dsn: os.Getenv("DATABASE_URL")}
-	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
-		s.brokers = strings.Split(b, ",")
-	}
-	if len(s.brokers) == 0 || s.dsn == "" {
-		return nil, errors.New("KAFKA_BROKERS and DATABASE_URL must be set; start the services with: " + servicesHint)
-	}
-	pc, err := pgxpool.ParseConfig(s.dsn)
+	ts, err := testbed.Connect(ctx, "bench-loadstep")
 	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid pgx connection string")
-	}
-	pc.ConnConfig.RuntimeParams["application_name"] = "bench-loadstep"
-	pc.MaxConns = 4
-	if s.db, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, err
 	}
-	if s.kafka, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...)); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("kafka client: %w", err)
-	}
-	s.adm = kadm.NewClient(s.kafka)
+	s := &services{brokers: ts.Brokers, dsn: ts.DSN, db: ts.DB, kafka: ts.Kafka, adm: ts.Adm}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.db.Ping(pingCtx); err != nil {

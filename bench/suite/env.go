@@ -17,6 +17,7 @@ import (
 
 	"github.com/sinkworker/sinkworker/bench/internal/broker"
 	"github.com/sinkworker/sinkworker/bench/internal/sinkdb"
+	"github.com/sinkworker/sinkworker/bench/internal/testbed"
 )
 
 // services are the harness's own connections. The database side is a pool,
@@ -31,29 +32,14 @@ type services struct {
 	db      *pgxpool.Pool // application_name bench-suite
 }
 
-const servicesHint = `start them with: scripts/services up && eval "$(scripts/services env)"`
+const servicesHint = testbed.ServicesHint
 
 func connect(ctx context.Context, root string) (*services, error) {
-	s := &services{root: root, dsn: os.Getenv("DATABASE_URL")}
-	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
-		s.brokers = strings.Split(b, ",")
-	}
-	if len(s.brokers) == 0 || s.dsn == "" {
-		return nil, errors.New("KAFKA_BROKERS and DATABASE_URL must be set; " + servicesHint)
-	}
-	pc, err := pgxpool.ParseConfig(s.dsn)
+	ts, err := testbed.Connect(ctx, "bench-suite", kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid pgx connection string")
-	}
-	pc.ConnConfig.RuntimeParams["application_name"] = "bench-suite"
-	pc.MaxConns = 4
-	if s.db, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, err
 	}
-	if s.kafka, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.MetadataMinAge(250*time.Millisecond)); err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
-	}
-	s.adm = kadm.NewClient(s.kafka)
+	s := &services{root: root, brokers: ts.Brokers, dsn: ts.DSN, kafka: ts.Kafka, adm: ts.Adm, db: ts.DB}
 	if err := s.waitUp(ctx, 30*time.Second); err != nil {
 		s.close()
 		return nil, err
