@@ -20,16 +20,19 @@ import (
 // database's knee it only queues, and latency grows with the limit while
 // throughput does not. So:
 //
-//   - Each limit keeps, per batch-size bucket (powers of two of records), an
-//     exponentially weighted mean of log latency over its last Window
-//     transactions (its standard error from the variance pooled over all
-//     limits), counting only transactions that began after the
-//     limit last changed. The base is the limit whose mean is lowest with
-//     its standard error added (a noisy low mean is not trusted), among
-//     those measured within BaseWindow; the ratio is exp(current mean - base
-//     mean). Latencies of a shared database are noisy (a checkpoint, the
-//     worker's own CPU): every decision needs the ratio to be off its
-//     threshold by a standard error, else the limit holds.
+//   - Each limit keeps, per batch-size bucket (powers of two of records),
+//     exponentially weighted means of log latency over its last Window and
+//     BaseTransactions transactions, counting only transactions that began
+//     after the limit last changed; a limit the limit comes back to starts
+//     its short mean afresh (its last visit measured another moment). Their
+//     standard errors use the variance pooled over all limits: a few
+//     transactions say little of their own spread. The base is the lowest
+//     long mean plus its standard error (the lowest of many noisy means is
+//     lower than what it estimates), among the limits measured within
+//     BaseWindow; the ratio is exp(short mean - base). Latencies of a shared
+//     database are noisy (a checkpoint, the worker's own CPU): a decision
+//     needs the ratio half a standard error past its threshold, else the
+//     limit holds.
 //   - Decisions come in rounds of at least max(limit, 3) transactions and
 //     minRound. Slow start: from 1, the limit doubles while the ratio is
 //     clearly at most IncreaseAt and partitions wait for a slot, until it is
@@ -39,7 +42,8 @@ import (
 //     throughput back), or clearly over Target, the limit moves Step of the
 //     way to limit × Target / ratio. The limit in use is that estimate,
 //     raised when it is 1 above and lowered when 0.6 below; a limit a
-//     decrease left is not tried again for Cooldown. Without the cooldown,
+//     decrease left is not tried again for Cooldown × min(4, limit)/limit
+//     (one connection is most of a small limit). Without the cooldown,
 //     workers sharing a database at its knee each keep trying one more
 //     connection (alone, its latency is still near Target), and their tries
 //     add up.
