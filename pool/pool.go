@@ -63,8 +63,8 @@ func (c *Conns) EnvDecode(v string) error {
 		return nil
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil {
-		return fmt.Errorf("not a number or auto: %q", v)
+	if err != nil || n < 0 { // -1 must not pass for Auto
+		return fmt.Errorf("not a number of connections or auto: %q", v)
 	}
 	*c = Conns(n)
 	return nil

@@ -283,6 +283,11 @@ func TestLoadConfigErrors(t *testing.T) {
 			wantBad: []string{"BATCH_MAX_RECORDS", "KAFKA_TLS_ENABLED", "SHUTDOWN_TIMEOUT"},
 		},
 		{
+			name:    "a negative pool size is not auto",
+			env:     map[string]string{"POOL_MAX_CONNS": "-1"},
+			wantBad: []string{"POOL_MAX_CONNS"},
+		},
+		{
 			name: "every kind of unparsable value",
 			env: map[string]string{
 				"KAFKA_SESSION_TIMEOUT":    "forever",

@@ -62,41 +62,28 @@ func (s sample) probing() bool {
 	return false
 }
 
-// total is the fleet's limit: the sum of the workers' limits.
-func (s sample) total() float64 {
+// sum adds f of every worker.
+func (s sample) sum(f func(workerSample) float64) float64 {
 	t := 0.0
 	for _, w := range s.workers {
-		t += w.limit
+		t += f(w)
 	}
 	return t
 }
+
+// total is the fleet's limit: the sum of the workers' limits.
+func (s sample) total() float64 { return s.sum(func(w workerSample) float64 { return w.limit }) }
 
 // meanRatio is the workers' mean latency ratio.
 func (s sample) meanRatio() float64 {
-	t := 0.0
-	for _, w := range s.workers {
-		t += w.ratio
-	}
-	return t / float64(len(s.workers))
+	return s.sum(func(w workerSample) float64 { return w.ratio }) / float64(len(s.workers))
 }
 
 // waiting is the partitions waiting for a turn, all workers.
-func (s sample) waiting() float64 {
-	t := 0.0
-	for _, w := range s.workers {
-		t += w.waiting
-	}
-	return t
-}
+func (s sample) waiting() float64 { return s.sum(func(w workerSample) float64 { return w.waiting }) }
 
 // written is the records the workers wrote so far.
-func (s sample) written() float64 {
-	t := 0.0
-	for _, w := range s.workers {
-		t += w.written
-	}
-	return t
-}
+func (s sample) written() float64 { return s.sum(func(w workerSample) float64 { return w.written }) }
 
 // sampler takes samples of a run's workers and group.
 type sampler struct {
