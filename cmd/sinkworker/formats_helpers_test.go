@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	bin "encoding/binary"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -323,4 +324,51 @@ func (p *switchProxy) via(t *testing.T, u string) string {
 	require.NoError(t, err)
 	parsed.Host = p.ln.Addr().String()
 	return parsed.String()
+}
+
+// retype is a topic whose value schema's v2 turns v1's bigint field qty
+// into a string, its table dropped and its own group; the type-change
+// tests build their records from it.
+type retype struct {
+	pool                *pgxpool.Pool
+	topic, table, group string
+	keyID, v1, v2       int
+}
+
+func newRetype(t *testing.T, name string) retype {
+	t.Helper()
+	pool := db(t)
+	r := retype{pool: pool, topic: ownTopic(t, 1), table: uniq(name), group: ownGroup(t, pool)}
+	dropTable(t, pool, r.table)
+	r.keyID = register(t, r.topic+"-key", sr.TypeAvro, paymentAvroKey)
+	r.v1 = register(t, r.topic+"-v1", sr.TypeAvro,
+		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"long"}]}`)
+	r.v2 = register(t, r.topic+"-v2", sr.TypeAvro,
+		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"string"}]}`)
+	return r
+}
+
+// v1Rec and v2Rec are records of id i in v1 (a number) and v2 (text).
+func (r retype) v1Rec(i int, qty int64) rec {
+	return rec{key: string(frame(r.keyID, avroKey(int64(i)))), value: frame(r.v1, avLong(avLong(nil, int64(i)), qty))}
+}
+
+func (r retype) v2Rec(i int, qty string) rec {
+	return rec{key: string(frame(r.keyID, avroKey(int64(i)))), value: frame(r.v2, avStr(avLong(nil, int64(i)), qty))}
+}
+
+// firstV1 are v1 records of ids 0 to n-1, qty 10 times the id, and the
+// rows they make ("id | qty").
+func (r retype) firstV1(n int) (recs []rec, rows []string) {
+	for i := range n {
+		recs = append(recs, r.v1Rec(i, int64(i*10)))
+		rows = append(rows, fmt.Sprintf("%d | %d", i, i*10))
+	}
+	return recs, rows
+}
+
+// rows are the table's rows as "id | qty", by id.
+func (r retype) rows(t *testing.T) []string {
+	t.Helper()
+	return textRows(t, r.pool, `SELECT id::text, qty::text FROM `+pgx.Identifier{r.table}.Sanitize()+` t ORDER BY t.id`)
 }

@@ -338,49 +338,33 @@ func TestFormatPrimaryKeyFromValue(t *testing.T) {
 // before them, no value is coerced and the column is never retyped.
 func TestFormatTypeChangeHalts(t *testing.T) {
 	t.Parallel()
-	pool := db(t)
-	topic, table, group := ownTopic(t, 1), uniq("fmt_retype_halt"), ownGroup(t, pool)
-	dropTable(t, pool, table)
-	keyID := register(t, topic+"-key", sr.TypeAvro, paymentAvroKey)
-	v1 := register(t, topic+"-v1", sr.TypeAvro,
-		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"long"}]}`)
-	v2 := register(t, topic+"-v2", sr.TypeAvro,
-		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"string"}]}`)
-	key := func(i int) string { return string(frame(keyID, avroKey(int64(i)))) }
-	var recs []rec
-	for i := range 20 {
-		recs = append(recs, rec{key: key(i), value: frame(v1, avLong(avLong(nil, int64(i)), int64(i*10)))})
-	}
-	produce(t, topic, recs)
+	r := newRetype(t, "fmt_retype_halt")
+	recs, want := r.firstV1(20)
+	produce(t, r.topic, recs)
 	const systemic = 5
-	w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
+	w := startWorker(t, "w1", formatEnv(t, r.topic, r.table, r.group, map[string]string{
 		"SINK_KEY_FORMAT": "avro", "SINK_VALUE_FORMAT": "avro", "SINK_MAPPING": "columns", "SINK_SCHEMA_EVOLUTION": "add-columns",
 		"ERROR_SYSTEMIC_REJECTS": fmt.Sprint(systemic),
 	}))
-	waitApplied(t, pool, group, topic, 30*time.Second)
+	waitApplied(t, r.pool, r.group, r.topic, 30*time.Second)
 
 	recs = nil
 	for i := 20; i < 20+2*systemic; i++ {
-		recs = append(recs, rec{key: key(i), value: frame(v2, avStr(avLong(nil, int64(i)), fmt.Sprintf("lots-%d", i)))})
+		recs = append(recs, r.v2Rec(i, fmt.Sprintf("lots-%d", i)))
 	}
-	recs = append(recs, rec{key: key(30), value: frame(v1, avLong(avLong(nil, 30), 300))})
-	produce(t, topic, recs)
+	recs = append(recs, r.v1Rec(30, 300))
+	produce(t, r.topic, recs)
 	require.Eventually(t, func() bool {
 		return w.series(t, "sinkworker_halted_partitions", "", "") == 1
 	}, 30*time.Second, 100*time.Millisecond, "the partition halts")
 
 	assert.Equal(t, http.StatusServiceUnavailable, w.readyz(), "a halted partition is not ready")
-	applied, err := appliedOffsets(t.Context(), pool, group, topic)
+	applied, err := appliedOffsets(t.Context(), r.pool, r.group, r.topic)
 	require.NoError(t, err)
 	assert.EqualValues(t, 20, applied, "no offset moves past the v2 records, neither applied nor dead-lettered")
-	assert.Contains(t, columnTypes(t, pool, table), "qty bigint", "never retyped")
-	var want []string
-	for i := range 20 {
-		want = append(want, fmt.Sprintf("%d | %d", i, i*10))
-	}
-	assert.Equal(t, want, textRows(t, pool, `SELECT id::text, qty::text FROM `+pgx.Identifier{table}.Sanitize()+` t ORDER BY t.id`),
-		"nothing coerced, nothing after the halt")
-	assert.Zero(t, dlqCount(t, topic+".dlq"), "a systemic rejection dead-letters nothing")
+	assert.Contains(t, columnTypes(t, r.pool, r.table), "qty bigint", "never retyped")
+	assert.Equal(t, want, r.rows(t), "nothing coerced, nothing after the halt")
+	assert.Zero(t, dlqCount(t, r.topic+".dlq"), "a systemic rejection dead-letters nothing")
 	logs, err := os.ReadFile(w.logs)
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(string(logs), "systemic database rejection"), "halted as systemic")

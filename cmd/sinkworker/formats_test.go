@@ -611,38 +611,19 @@ func TestFormatRegistryOutage(t *testing.T) {
 // land.
 func TestFormatTypeChange(t *testing.T) {
 	t.Parallel()
-	pool := db(t)
-	topic, table, group := ownTopic(t, 1), uniq("fmt_retype"), ownGroup(t, pool)
-	dropTable(t, pool, table)
-	keyID := register(t, topic+"-key", sr.TypeAvro, paymentAvroKey)
-	v1 := register(t, topic+"-v1", sr.TypeAvro,
-		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"long"}]}`)
-	v2 := register(t, topic+"-v2", sr.TypeAvro,
-		`{"type":"record","name":"Q","fields":[{"name":"id","type":"long"},{"name":"qty","type":"string"}]}`)
-	key := func(i int) string { return string(frame(keyID, avroKey(int64(i)))) }
-	var recs []rec
-	for i := range 20 {
-		recs = append(recs, rec{key: key(i), value: frame(v1, avLong(avLong(nil, int64(i)), int64(i*10)))})
-	}
-	recs = append(recs,
-		rec{key: key(20), value: frame(v2, avStr(avLong(nil, 20), "lots"))},
-		rec{key: key(21), value: frame(v2, avStr(avLong(nil, 21), "210"))},
-		rec{key: key(22), value: frame(v2, avStr(avLong(nil, 22), "12.5"))},
-		rec{key: key(23), value: frame(v1, avLong(avLong(nil, 23), 230))})
-	produce(t, topic, recs)
-	w := startWorker(t, "w1", formatEnv(t, topic, table, group, map[string]string{
+	r := newRetype(t, "fmt_retype")
+	recs, want := r.firstV1(20)
+	recs = append(recs, r.v2Rec(20, "lots"), r.v2Rec(21, "210"), r.v2Rec(22, "12.5"), r.v1Rec(23, 230))
+	produce(t, r.topic, recs)
+	w := startWorker(t, "w1", formatEnv(t, r.topic, r.table, r.group, map[string]string{
 		"SINK_KEY_FORMAT": "avro", "SINK_VALUE_FORMAT": "avro", "SINK_MAPPING": "columns", "SINK_SCHEMA_EVOLUTION": "add-columns",
 	}))
-	waitApplied(t, pool, group, topic, 30*time.Second)
+	waitApplied(t, r.pool, r.group, r.topic, 30*time.Second)
 	w.stop()
-	assert.Contains(t, columnTypes(t, pool, table), "qty bigint", "never retyped")
-	var want []string
-	for i := range 20 {
-		want = append(want, fmt.Sprintf("%d | %d", i, i*10))
-	}
+	assert.Contains(t, columnTypes(t, r.pool, r.table), "qty bigint", "never retyped")
 	want = append(want, "21 | 210", "23 | 230")
-	assert.Equal(t, want, textRows(t, pool, `SELECT id::text, qty::text FROM `+pgx.Identifier{table}.Sanitize()+` t ORDER BY t.id`))
-	dead := deadLetters(t, topic)
+	assert.Equal(t, want, r.rows(t))
+	dead := deadLetters(t, r.topic)
 	require.Len(t, dead, 2, "lots and 12.5")
 	for _, d := range dead {
 		assert.Equal(t, decode.ClassData, d.Class, d.Message)
