@@ -58,6 +58,7 @@ type options struct {
 	name, out     string
 	workerRoot    string // module root the worker binary is built from; empty: this one
 	retries       int
+	rounds        int // sweep rounds: every point measured this many times
 	scenarios     map[string]bool
 	env           proc.EnvFlag // extra worker settings, every worker
 	insert        bool         // -env SINK_MODE=insert: tables, ceilings and checks in insert mode
@@ -119,6 +120,7 @@ func run() int {
 	fs.StringVar(&memory, "memory", "1000000", "record counts of the memory scenario (defaults, 16 partitions); empty: none")
 	fs.BoolVar(&mem10m, "memory-10m", false, "add 10,000,000 records to the memory scenario (minutes)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one measurement after this long")
+	fs.IntVar(&o.rounds, "rounds", 1, "sweep rounds: every point is measured this many times, round after round, so that the machine's drift falls on every setting alike; the latency runs are in the first round only, and the auto comparison uses each setting's median")
 	fs.IntVar(&o.retries, "retries", 3, "attempts per measurement (a failed or disturbed one is measured again)")
 	scen := fs.String("scenarios", "ceiling,sweep,naive,debezium,memory,drain,rebalance,formats,limit", "scenarios to run (comma-separated)")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for every worker (repeatable), e.g. -env SINK_MODE=insert; not the settings the harness sets per run")
@@ -192,6 +194,9 @@ func run() int {
 	}
 	if o.drainParts < 1 {
 		bad = append(bad, "-drain-partitions must be at least 1")
+	}
+	if o.rounds < 1 {
+		bad = append(bad, "-rounds must be at least 1")
 	}
 	if len(bad) > 0 {
 		fmt.Fprintf(os.Stderr, "suite: %s\n", strings.Join(bad, "; "))

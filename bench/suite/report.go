@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -200,8 +201,14 @@ func (r *report) sweepSection(w func(string, ...any)) {
 		w("/ limit: records/s after start-up over the limit scenario's fastest method for this mode at the point's connection count (same partitions), and over its fastest at any connection count (section Limit).")
 	}
 	w("")
-	w("| partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | / limit at conns | / best limit | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |")
-	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	roundCol, roundSep := "", ""
+	if o.rounds > 1 {
+		roundCol, roundSep = " round |", " ---: |"
+		w("Rounds: %d; every point is measured once per round, the rounds one after the other, and latency only in the first.", o.rounds)
+		w("")
+	}
+	w("|%s partitions | workers | POOL_MAX_CONNS | BATCH_MAX_RECORDS | records/s | / ceiling (P, conns) | after start-up | / limit at conns | / best limit | peak conns | CPU s | max RSS MiB | latency p50 | p99 | at records/s | attempts |", roundCol)
+	w("|%s ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", roundSep)
 	for _, p := range r.points {
 		c, at := r.ceilingAt(p.parts, max(1, p.conns()))
 		ratio, steady := "-", fmt.Sprintf("%.0f", p.steadyRate())
@@ -216,8 +223,15 @@ func (r *report) sweepSection(w func(string, ...any)) {
 		if l, ok := r.limitFor(p.parts, 0); ok {
 			best = fmt.Sprintf("%.2f (%d)", p.steadyRate()/l.rate(r.limit.records), l.conns)
 		}
-		w("| %d | %d | %s | %d | %.0f | %s | %s | %s | %s | %d | %.1f | %.0f | %s | %s | %.0f | %d |", p.parts, p.workers, poolSetting(p.pool), p.batch,
-			p.rate(), ratio, steady, atConns, best, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), ms(p.p50), ms(p.p99), p.latRate, p.attempts)
+		round, lat := "", "| - | - | - |"
+		if o.rounds > 1 {
+			round = fmt.Sprintf(" %d |", p.round)
+		}
+		if p.latN > 0 {
+			lat = fmt.Sprintf("| %s | %s | %.0f |", ms(p.p50), ms(p.p99), p.latRate)
+		}
+		w("|%s %d | %d | %s | %d | %.0f | %s | %s | %s | %s | %d | %.1f | %.0f %s %d |", round, p.parts, p.workers, poolSetting(p.pool), p.batch,
+			p.rate(), ratio, steady, atConns, best, p.peakConns, p.cpu.Seconds(), mib(p.maxRSS), lat, p.attempts)
 	}
 	w("")
 	r.writeAuto(w)
@@ -225,42 +239,80 @@ func (r *report) sweepSection(w func(string, ...any)) {
 
 // writeAuto compares each POOL_MAX_CONNS=auto point with the best fixed
 // POOL_MAX_CONNS and the default (16) of the same partitions, workers and
-// batch size, measured in the same run.
+// batch size, measured in the same run. Over several rounds each setting's
+// figure is its median, and the per-round ratios are listed beside it.
 func (r *report) writeAuto(w func(string, ...any)) {
-	var rows []string
-	for _, a := range r.points {
-		if a.pool != autoPool {
-			continue
+	type cell struct{ parts, workers, batch, pool int }
+	rates := map[cell]map[int]float64{} // by round
+	var autos []cell
+	peak := map[cell]int{} // connections, over the rounds
+	for _, p := range r.points {
+		c := cell{p.parts, p.workers, p.batch, p.pool}
+		peak[c] = max(peak[c], p.peakConns)
+		if rates[c] == nil {
+			rates[c] = map[int]float64{}
+			if p.pool == autoPool {
+				autos = append(autos, c)
+			}
 		}
-		var best, def pointResult
-		for _, p := range r.points {
-			if p.pool == autoPool || p.parts != a.parts || p.workers != a.workers || p.batch != a.batch {
+		rates[c][p.round] = p.rate()
+	}
+	median := func(byRound map[int]float64) float64 {
+		xs := slices.Sorted(maps.Values(byRound))
+		if n := len(xs); n%2 == 0 {
+			return (xs[n/2-1] + xs[n/2]) / 2
+		} else {
+			return xs[n/2]
+		}
+	}
+	var rows []string
+	for _, a := range autos {
+		best, def := cell{pool: 0}, cell{pool: 0}
+		for c := range rates {
+			if c.pool == autoPool || c.parts != a.parts || c.workers != a.workers || c.batch != a.batch {
 				continue
 			}
-			if p.rate() > best.rate() {
-				best = p
+			if best.pool == 0 || median(rates[c]) > median(rates[best]) {
+				best = c
 			}
-			if p.pool == min(16, p.parts) {
-				def = p
+			if c.pool == min(16, c.parts) {
+				def = c
 			}
 		}
-		if best.records == 0 {
+		if best.pool == 0 {
 			continue
 		}
+		auto := median(rates[a])
 		vsDefault := "-"
-		if def.records > 0 {
-			vsDefault = fmt.Sprintf("%.2f", a.rate()/def.rate())
+		if def.pool != 0 {
+			vsDefault = fmt.Sprintf("%.2f", auto/median(rates[def]))
 		}
-		rows = append(rows, fmt.Sprintf("| %d | %d | %d | %.0f | %.0f (%d) | **%.2f** | %s | %d | %s | %s |", a.parts, a.workers, a.batch,
-			a.rate(), best.rate(), best.pool, a.rate()/best.rate(), vsDefault, a.peakConns, ms(a.p99), ms(best.p99)))
+		var perRound []string // auto over the best fixed setting of the same round
+		for _, round := range slices.Sorted(maps.Keys(rates[a])) {
+			top := 0.0
+			for c, byRound := range rates {
+				if c.pool != autoPool && c.parts == a.parts && c.workers == a.workers && c.batch == a.batch {
+					top = max(top, byRound[round])
+				}
+			}
+			if top > 0 {
+				perRound = append(perRound, fmt.Sprintf("%.2f", rates[a][round]/top))
+			}
+		}
+		rows = append(rows, fmt.Sprintf("| %d | %d | %d | %.0f | %.0f (%d) | **%.2f** | %s | %s | %d |", a.parts, a.workers, a.batch,
+			auto, median(rates[best]), best.pool, auto/median(rates[best]), vsDefault, strings.Join(perRound, ", "), peak[a]))
 	}
 	if len(rows) == 0 {
 		return
 	}
 	w("### POOL_MAX_CONNS=auto against the fixed settings of the same run")
 	w("")
-	w("| partitions | workers | batch | auto records/s | best fixed records/s (POOL_MAX_CONNS) | auto / best | auto / default 16 | auto peak conns | auto p99 | best's p99 |")
-	w("|---|---|---|---|---|---|---|---|---|---|")
+	if r.o.rounds > 1 {
+		w("Each setting's records/s is its median over the %d rounds; the best fixed setting is the one with the highest median. Per round: auto over the fastest fixed setting of that round (the maximum of several noisy figures, so it leans low).", r.o.rounds)
+		w("")
+	}
+	w("| partitions | workers | batch | auto records/s | best fixed records/s (POOL_MAX_CONNS) | auto / best | auto / default 16 | auto / best, per round | auto peak conns |")
+	w("|---|---|---|---|---|---|---|---|---|")
 	for _, row := range rows {
 		w("%s", row)
 	}

@@ -16,7 +16,7 @@ import (
 
 // csv is every figure, one row per measurement.
 func (r *report) csv() [][]string {
-	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts", "first_commit_s", "steady_records_per_s"}}
+	rows := [][]string{{"scenario", "partitions", "workers", "pool", "batch", "settings", "records", "seconds", "records_per_s", "peak_conns", "cpu_s", "max_rss_mib", "latency_rate", "p50_ms", "p99_ms", "attempts", "first_commit_s", "steady_records_per_s", "round"}}
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 	i := strconv.Itoa
 	for _, c := range r.ceiling {
@@ -24,7 +24,7 @@ func (r *report) csv() [][]string {
 	}
 	for _, p := range r.points {
 		rows = append(rows, []string{"sinkworker", i(p.parts), i(p.workers), poolSetting(p.pool), i(p.batch), "", i(p.records), f(p.drain.Seconds()), f(p.rate()), i(p.peakConns),
-			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts), f(p.firstCommit.Seconds()), f(p.steadyRate())})
+			f(p.cpu.Seconds()), f(mib(p.maxRSS)), f(p.latRate), f(float64(p.p50) / 1e6), f(float64(p.p99) / 1e6), i(p.attempts), f(p.firstCommit.Seconds()), f(p.steadyRate()), i(p.round)})
 	}
 	for _, n := range r.naive {
 		rows = append(rows, []string{"naive", i(n.parts), "1", i(n.pool), "1", "one tx per record", strconv.FormatInt(n.records, 10), f(n.seconds), f(n.rate()), i(n.peakConns), f(n.cpu.Seconds()), f(mib(n.maxRSS)), "", "", "", i(n.attempts)})
@@ -72,7 +72,7 @@ func (r *report) plotThroughput(path string) error {
 		}
 		xy = plotter.XYs{}
 		for _, pt := range r.points {
-			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 && pt.pool != autoPool {
+			if pt.parts == P && pt.workers == 1 && pt.batch == 5000 && pt.pool != autoPool && pt.round <= 1 {
 				xy = append(xy, plotter.XY{X: float64(pt.pool), Y: pt.rate()})
 			}
 		}

@@ -115,18 +115,23 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 	if !o.scenarios["sweep"] {
 		pts = nil
 	}
-	for i, pt := range pts {
+	for i := range len(pts) * o.rounds {
+		pt, round, latency := pts[i%len(pts)], 1+i/len(pts), o.latency
+		if round > 1 {
+			latency = 0 // measured in the first round
+		}
 		var res pointResult
-		label := fmt.Sprintf("sinkworker %d/%d %s", i+1, len(pts), pt)
+		label := fmt.Sprintf("sinkworker %d/%d %s", i+1, len(pts)*o.rounds, pt)
 		err := b.retry(ctx, label, func() error {
 			var err error
-			res, err = b.runPoint(ctx, pt, b.d, layouts[pt.parts], o.latency)
+			res, err = b.runPoint(ctx, pt, b.d, layouts[pt.parts], latency)
 			return err
 		}, func(a int) { res.attempts = a })
 		if err != nil {
 			b.rep.failed(label, err)
 			continue
 		}
+		res.round = round
 		logf("  %s: %.0f records/s, peak %d connections, %.1f s CPU, max RSS %.0f MiB, latency p50 %s p99 %s at %.0f records/s",
 			label, res.rate(), res.peakConns, res.cpu.Seconds(), mib(res.maxRSS), ms(res.p50), ms(res.p99), res.latRate)
 		b.rep.points = append(b.rep.points, res)

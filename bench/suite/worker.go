@@ -61,6 +61,7 @@ func (p point) conns() int {
 // pointResult is what one sweep point measured.
 type pointResult struct {
 	point
+	round       int // of the sweep, from 1
 	records     int
 	drain       time.Duration // first worker start to every offset in sink_offsets
 	firstCommit time.Duration // start to the first poll showing a commit
