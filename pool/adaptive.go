@@ -82,6 +82,7 @@ type Adaptive struct {
 	beforeProb int               // the limit to go back to after a probe round
 	tooHigh    map[int]time.Time // limits a decrease left, and until when not to go back to them
 	noise      float64           // variance of a log latency about its limit's mean, pooled over the limits
+	alone      bool              // the only worker of its group: see SetAlone
 }
 
 // The tuning of Adaptive. Target is the latency ratio the limits settle
@@ -90,7 +91,7 @@ type Adaptive struct {
 // start.
 const (
 	IncreaseAt       = 1.1
-	Target           = 1.2
+	Target           = 1.5
 	Window           = 32  // transactions a limit's mean covers
 	BaseTransactions = 256 // transactions a limit's mean as a base covers
 	BaseWindow       = 5 * time.Minute
@@ -105,6 +106,9 @@ const (
 	noiseWindow      = 256             // transactions the pooled variance covers
 	hysteresis       = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
 	worth            = 0.1             // the throughput a limit must clearly add over a lower one to keep it against the latency ratio
+	ElasticityLow    = 0.5             // alone: the limit rises while the latency's elasticity to it is clearly under this
+	ElasticityHigh   = 0.9             // alone: and falls when it is clearly over this
+	RatioMax         = 3.0             // alone: nor above a latency ratio of this (another load on the database)
 )
 
 // Reasons an Adaptive limit changes, or not, after a round.
@@ -192,6 +196,18 @@ func (a *Adaptive) SetCap(n int) {
 	}
 }
 
+// SetAlone says whether the worker is its group's only member (it is
+// assigned every partition of its topics). Alone, the limit climbs while
+// throughput grows with it (the elasticity rule of decideAlone); shared
+// with other workers of the group, it keeps the latency ratio near Target,
+// a signal every worker sees alike.
+func (a *Adaptive) SetAlone(alone bool) {
+	if alone != a.alone {
+		a.estimate = float64(a.limit)
+	}
+	a.alone = alone
+}
+
 // Observe records a committed batch transaction of records records that
 // took took (from holding a connection to the commit) and finished at now;
 // waiting is the number of partitions waiting for a slot then. It reports
@@ -255,7 +271,7 @@ func (a *Adaptive) endRound(now time.Time) {
 		}
 	}
 	r.bucket = bucket
-	d, se, ok := a.compare(now, bucket)
+	d, se, baseLimit, ok := a.compare(now, bucket)
 	if ok {
 		a.ratio = math.Exp(d)
 	}
@@ -268,7 +284,7 @@ func (a *Adaptive) endRound(now time.Time) {
 		return
 	}
 	if ok {
-		a.decide(now, d, se, r.waited)
+		a.decide(now, d, se, baseLimit, r.waited)
 	} else {
 		a.reason = ReasonHold
 	}
@@ -287,10 +303,10 @@ func (a *Adaptive) endRound(now time.Time) {
 // compare returns the log latency ratio of the current limit over the base
 // in bucket b and its standard error; ok is false while the current limit
 // has too few transactions.
-func (a *Adaptive) compare(now time.Time, b int) (d, se float64, ok bool) {
+func (a *Adaptive) compare(now time.Time, b int) (d, se float64, baseLimit int, ok bool) {
 	cur := a.levels[b][a.limit]
 	if cur == nil || cur.n < minSamples {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	base := cur.longAvg + a.se(cur.long)
 	for limit, l := range a.levels[b] {
@@ -302,8 +318,16 @@ func (a *Adaptive) compare(now time.Time, b int) (d, se float64, ok bool) {
 			base = min(base, l.longAvg+a.se(l.long))
 		}
 	}
+	// The base limit: the highest limit whose latency is the base's within
+	// its standard error (below a database's knee, more writers do not slow
+	// each other).
+	for limit, l := range a.levels[b] {
+		if l.long >= minSamples && l.longAvg-a.se(l.long) <= base {
+			baseLimit = max(baseLimit, limit)
+		}
+	}
 	d = cur.mean - base
-	return d, math.Hypot(a.se(cur.n), a.se(cur.long)), true
+	return d, math.Hypot(a.se(cur.n), a.se(cur.long)), baseLimit, true
 }
 
 // se is the standard error of a mean of n transactions, with the pooled
@@ -311,8 +335,9 @@ func (a *Adaptive) compare(now time.Time, b int) (d, se float64, ok bool) {
 func (a *Adaptive) se(n float64) float64 { return math.Sqrt(a.noise / n) }
 
 // decide moves the limit after a round whose log latency ratio is d, with
-// standard error se; waited says whether partitions waited for a slot.
-func (a *Adaptive) decide(now time.Time, d, se float64, waited bool) {
+// standard error se, over the latency of baseLimit; waited says whether
+// partitions waited for a slot.
+func (a *Adaptive) decide(now time.Time, d, se float64, baseLimit int, waited bool) {
 	clearlyUnder := func(r float64) bool { return d+0.5*se < math.Log(r) }
 	clearlyOver := func(r float64) bool { return d-0.5*se > math.Log(r) }
 	if a.slowStart {
@@ -333,6 +358,10 @@ func (a *Adaptive) decide(now time.Time, d, se float64, waited bool) {
 			a.estimate = float64(a.limit)
 			return
 		}
+	}
+	if a.alone {
+		a.decideAlone(now, d, se, baseLimit, waited)
+		return
 	}
 	switch {
 	case clearlyOver(Target):
@@ -381,4 +410,58 @@ func (a *Adaptive) worthIt(now time.Time, down int) bool {
 	}
 	gain := float64(a.limit) / float64(max(1, down)) * math.Exp(low.mean-cur.mean)
 	return gain > 1+worth
+}
+
+// decideAlone moves the limit of a worker alone in its group after a
+// round whose log latency ratio is d, with standard error se, over the
+// latency of baseLimit; waited says whether partitions waited for a slot.
+//
+// The rule is the latency's elasticity to the limit from the base limit,
+// e = log(latency ratio) / log(limit / base limit): 0 below the database's
+// knee (more writers, the same latency: throughput grows in proportion), 1
+// where throughput is flat (latency grows with the limit), above 1 where
+// more writers lose throughput. A database's throughput against its
+// concurrency is usually soft-kneed (Gunther's Universal Scalability Law):
+// the second writer already slows each transaction yet adds throughput, so
+// a fixed latency target stops short of the peak (at 1.2x, 2 writers where
+// 5 drain a fifth faster); the elasticity rule climbs while e is clearly
+// under ElasticityLow and comes down when it is clearly over
+// ElasticityHigh, or when the ratio itself is clearly over RatioMax.
+// Steps are a quarter of the limit (at least 1).
+//
+// Only alone: workers sharing a database see the same latency but not the
+// same elasticity (each measures it against its own limit), and a worker
+// with a higher limit would keep climbing while the others give way.
+func (a *Adaptive) decideAlone(now time.Time, d, se float64, baseLimit int, waited bool) {
+	span := math.Log(2) // at or below the base limit: another load slowed the database since
+	if a.limit > baseLimit && baseLimit > 0 {
+		span = math.Log(float64(a.limit) / float64(baseLimit))
+	}
+	e, eSE := d/span, se/span
+	clearlyOver := d-0.5*se > math.Log(RatioMax)
+	step := max(1, a.limit/4)
+	switch {
+	case e-0.5*eSE > ElasticityHigh || clearlyOver:
+		a.tooHigh[a.limit] = now.Add(Cooldown * time.Duration(min(4, a.limit)) / time.Duration(a.limit))
+		a.limit, a.reason = max(1, a.limit-step), ReasonDecrease
+	case e+0.5*eSE >= ElasticityLow || d+0.5*se >= math.Log(RatioMax):
+		a.reason = ReasonHold
+	case !waited:
+		a.reason = ReasonIdle
+	case a.limit >= a.cap:
+		a.reason = ReasonCap
+	default:
+		up := min(a.cap, a.limit+step)
+		for l := a.limit + 1; l <= up; l++ {
+			if now.Before(a.tooHigh[l]) {
+				up = l - 1 // found too high lately
+			}
+		}
+		if up == a.limit {
+			a.reason = ReasonHold
+			return
+		}
+		a.limit, a.reason = up, ReasonIncrease
+	}
+	a.estimate = float64(a.limit)
 }

@@ -308,6 +308,17 @@ func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	p.trim(ctx, p.idleLimit())
 }
 
+// SetAlone says, under POOL_MAX_CONNS=auto, whether the worker is its
+// group's only member (assigned every partition of the topics it
+// consumes): alone, the adaptive limit climbs while throughput grows with
+// it; shared, it holds the latency ratio every member sees near a target
+// (Adaptive.SetAlone). It does nothing with a fixed cap.
+func (p *Pool) SetAlone(alone bool) {
+	if p.auto != nil {
+		p.auto.setAlone(alone)
+	}
+}
+
 // idleLimit is what the pool keeps when idle: min(assigned, MaxConns), or
 // under Auto min(assigned, the highest adaptive limit of the last 10 s).
 func (p *Pool) idleLimit() int {

@@ -89,6 +89,13 @@ func (s *slots) setCap(n int) {
 	s.grantLocked()
 }
 
+// setAlone: see Adaptive.SetAlone.
+func (s *slots) setAlone(alone bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.a.SetAlone(alone)
+}
+
 // noteLocked records the limit now and forgets those older than keepIdle.
 func (s *slots) noteLocked(now time.Time) {
 	if n := len(s.history); n == 0 || s.history[n-1].limit != s.a.Limit() {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -37,6 +38,7 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 	w.committer.take(added)         // nor an offset known from it
 	n := w.countLocked()
 	w.pool.SetAssigned(context.Background(), n)
+	w.pool.SetAlone(alone(ctx, cl, n))
 	w.metrics.Assigned.Set(float64(n))
 	w.metrics.Rebalances.WithLabelValues("assigned").Inc()
 	for _, p := range started {
@@ -136,7 +138,34 @@ func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
 	}
 	w.cl.ResumeFetchPartitions(parts)
 	w.pool.SetAssigned(context.Background(), n)
+	w.pool.SetAlone(alone(context.Background(), w.cl, n))
 	w.metrics.Assigned.Set(float64(n))
+}
+
+// alone reports whether a worker assigned n partitions holds every
+// partition of the topics it consumes: no other member of its group writes
+// to the database (POOL_MAX_CONNS=auto adapts by another rule then). The
+// partition counts come from the client's cached metadata; without them,
+// not alone.
+func alone(ctx context.Context, cl *kgo.Client, n int) bool {
+	topics := cl.GetConsumeTopics()
+	if n == 0 || len(topics) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	listed, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return false
+	}
+	total := 0
+	for _, t := range listed {
+		if t.Err != nil {
+			return false
+		}
+		total += len(t.Partitions)
+	}
+	return n >= total
 }
 
 // stopAll finishes every partition within budget (shutdown).
