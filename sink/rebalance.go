@@ -38,13 +38,14 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 	w.committer.take(added)         // nor an offset known from it
 	n := w.countLocked()
 	w.pool.SetAssigned(context.Background(), n)
-	w.pool.SetAlone(alone(ctx, cl, n))
+	single := alone(ctx, cl, n)
+	w.pool.SetAlone(single)
 	w.metrics.Assigned.Set(float64(n))
 	w.metrics.Rebalances.WithLabelValues("assigned").Inc()
 	for _, p := range started {
 		go p.run()
 	}
-	w.log.Info("partitions assigned", "added", added, "assigned", n)
+	w.log.Info("partitions assigned", "added", added, "assigned", n, "alone_in_group", single)
 }
 
 // revoked finishes the revoked partitions' batches (within revokeBudget),
