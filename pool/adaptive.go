@@ -201,6 +201,15 @@ func (a *Adaptive) Rounds() int { return a.rounds }
 
 // SetCap bounds the limit by the worker's assigned partitions (at least 1).
 func (a *Adaptive) SetCap(n int) {
+	if max(1, n) != a.cap {
+		// The group's assignment changed: the workers sharing the database
+		// are others, and what each limit's latency was is of another
+		// load. Forgotten, so that a worker that was alone (its base measured
+		// on a quiet database) and one that joins it (its base measured with
+		// the other writing) compare with bases of the same moment: kept, the
+		// first would be held at 1 by a ratio the second never sees.
+		clear(a.levels)
+	}
 	a.cap = max(1, n)
 	if a.limit > a.cap {
 		a.limit, a.reason = a.cap, ReasonCap
