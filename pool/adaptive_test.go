@@ -205,8 +205,9 @@ type simCase struct {
 
 // against runs the case with the adaptive limit and with fixed limits
 // (every one up to 16 per worker, then a few), three seeds each, and
-// returns auto's mean rate over the best fixed limit's, with that limit.
-func (c simCase) against(t *testing.T) (ratio float64, bestAt int, auto simResult) {
+// returns auto's mean rate over the best fixed limit's, with that limit,
+// and over the default's (16, capped by the partitions).
+func (c simCase) against(t *testing.T) (ratio float64, bestAt int, vsDefault float64, auto simResult) {
 	per := max(1, c.partitions/c.workers)
 	end := int(c.length / time.Second)
 	rate := func(fixed int) (float64, simResult) {
@@ -219,18 +220,22 @@ func (c simCase) against(t *testing.T) (ratio float64, bestAt int, auto simResul
 		return sum / 3, last
 	}
 	got, auto := rate(0)
-	best := 0.0
+	best, def := 0.0, 0.0
 	for fixed := 1; fixed <= per; fixed++ {
 		if fixed > 16 && !slices.Contains([]int{22, 32, 44, 64}, fixed) {
 			continue
 		}
-		if r, _ := rate(fixed); r > best {
+		r, _ := rate(fixed)
+		if r > best {
 			best, bestAt = r, fixed
 		}
+		if fixed == min(16, per) {
+			def = r
+		}
 	}
-	t.Logf("%s: auto %.0f records/s (mean total limit %.1f), best fixed %.0f at %d per worker: %.3f",
-		c.name, got, auto.meanTotal(c.from, end), best, bestAt, got/best)
-	return got / best, bestAt, auto
+	t.Logf("%s: auto %.0f records/s (mean total limit %.1f), default %.3f, best fixed %.0f at %d per worker: %.3f",
+		c.name, got, auto.meanTotal(c.from, end), got/def, best, bestAt, got/best)
+	return got / best, bestAt, got / def, auto
 }
 
 // TestAdaptiveMatchesTheBestFixedLimit: on simulated databases shared by
@@ -247,7 +252,13 @@ func (c simCase) against(t *testing.T) (ratio float64, bestAt int, auto simResul
 // What it achieves, and what is asserted: every case within 20% of the best
 // fixed limit (the worst, 4 workers on a knee of 1 or 2, overshoot it
 // together: 0.83); the mean over each worker count's cases within 7%; and
-// over all cases within 5% (0.956 when this was written). The fleet never
+// over all cases within 5% (0.956 when this was written). Against the
+// default, 16: never below 0.85 of it, and more than 2% below it in at most
+// a fifth of the cases. When this was written: 19 of 117, at worst 0.87, all
+// where the database can use most of the default's connections (knees of
+// 32, soft knees peaking at 22 and 44), most of them 15 s drains that slow
+// start takes a share of, and two workers sharing a soft knee, whose common
+// latency target stops short of its peak. The fleet never
 // leaves [1, partitions] per worker, and one or two workers on a hard knee
 // settle near the best fixed limit's total within 20 s.
 func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
@@ -281,12 +292,17 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 		}
 	}
 	sums, counts := map[int]float64{}, map[int]int{}
+	var belowDefault int
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ratio, bestAt, auto := c.against(t)
+			ratio, bestAt, vsDefault, auto := c.against(t)
 			sums[c.workers] += ratio
 			counts[c.workers]++
+			if vsDefault < 0.98 {
+				belowDefault++
+			}
 			assert.GreaterOrEqual(t, ratio, 0.80, "auto against the best fixed limit")
+			assert.GreaterOrEqual(t, vsDefault, 0.85, "auto against the default, 16")
 			assert.GreaterOrEqual(t, auto.minLimit, 1)
 			assert.LessOrEqual(t, auto.maxLimit, max(1, c.partitions/c.workers), "never above the assigned partitions")
 			if c.db.knee > 0 && c.workers <= 2 {
@@ -302,8 +318,9 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 		assert.GreaterOrEqual(t, mean, 0.93, "%d workers: the mean over the cases", workers)
 	}
 	all /= float64(len(cases))
-	t.Logf("all: mean %.3f of the best fixed limit over %d cases", all, len(cases))
+	t.Logf("all: mean %.3f of the best fixed limit over %d cases; more than 2%% below the default 16 in %d", all, len(cases), belowDefault)
 	assert.GreaterOrEqual(t, all, 0.95, "the mean over every case")
+	assert.LessOrEqual(t, belowDefault, len(cases)/5, "cases more than 2%% below the default 16")
 }
 
 // TestAdaptiveLoadStep: another load on the database (as much as the
