@@ -472,6 +472,22 @@ func TestAdaptiveRules(t *testing.T) {
 			assert.LessOrEqual(t, l, 3, "shared: at most 3, where the latency ratio reaches Target")
 		}
 	})
+	t.Run("a change of the assignment forgets the latencies measured before it", func(t *testing.T) {
+		// Alone on a quiet database, up to 4 at 10 ms; then another worker
+		// joins (the assignment halves) and every transaction takes 25 ms.
+		// Measured against the quiet base, that is a ratio of 2.5 and the
+		// limit would fall to 1 and stay there, while the joiner, whose base
+		// is 25 ms, holds its own.
+		a := NewAdaptive(8)
+		upTo(a, 4)
+		require.Equal(t, 4, a.Limit())
+		a.SetCap(4)
+		for range 20 {
+			run(a, 25*time.Millisecond, 1)
+		}
+		assert.Equal(t, 4, a.Limit(), "the base is of the new moment: the ratio is 1")
+		assert.Less(t, a.Ratio(), Target)
+	})
 	t.Run("a probe round at half the limit, then back", func(t *testing.T) {
 		a := NewAdaptive(8)
 		upTo(a, 8)
