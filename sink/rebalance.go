@@ -37,15 +37,29 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
 	w.committer.take(added)         // nor an offset known from it
 	n := w.countLocked()
-	w.pool.SetAssigned(context.Background(), n)
-	single := alone(ctx, cl, n)
-	w.pool.SetAlone(single)
+	single, auto := w.resizePool(ctx, cl, n)
 	w.metrics.Assigned.Set(float64(n))
 	w.metrics.Rebalances.WithLabelValues("assigned").Inc()
 	for _, p := range started {
 		go p.run()
 	}
-	w.log.Info("partitions assigned", "added", added, "assigned", n, "alone_in_group", single)
+	args := []any{"added", added, "assigned", n}
+	if auto {
+		args = append(args, "alone_in_group", single)
+	}
+	w.log.Info("partitions assigned", args...)
+}
+
+// resizePool tells the pool the worker's n assigned partitions and, under
+// POOL_MAX_CONNS=auto, whether they are every partition of its topics
+// (alone: one metadata lookup, which a fixed cap does not need).
+func (w *Worker) resizePool(ctx context.Context, cl *kgo.Client, n int) (single, auto bool) {
+	w.pool.SetAssigned(context.Background(), n)
+	if _, _, _, auto = w.pool.Adaptive(); auto {
+		single = alone(ctx, cl, n)
+		w.pool.SetAlone(single)
+	}
+	return single, auto
 }
 
 // revoked finishes the revoked partitions' batches (within revokeBudget),
@@ -138,8 +152,7 @@ func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
 		w.metrics.LastCommit.DeleteLabelValues(p.topic, p.label)
 	}
 	w.cl.ResumeFetchPartitions(parts)
-	w.pool.SetAssigned(context.Background(), n)
-	w.pool.SetAlone(alone(context.Background(), w.cl, n))
+	w.resizePool(context.Background(), w.cl, n)
 	w.metrics.Assigned.Set(float64(n))
 }
 

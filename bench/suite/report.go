@@ -257,14 +257,7 @@ func (r *report) writeAuto(w func(string, ...any)) {
 		}
 		rates[c][p.round] = p.rate()
 	}
-	median := func(byRound map[int]float64) float64 {
-		xs := slices.Sorted(maps.Values(byRound))
-		if n := len(xs); n%2 == 0 {
-			return (xs[n/2-1] + xs[n/2]) / 2
-		} else {
-			return xs[n/2]
-		}
-	}
+	median := func(byRound map[int]float64) float64 { return medianF(slices.Collect(maps.Values(byRound))) }
 	var rows []string
 	for _, a := range autos {
 		best, def := cell{pool: 0}, cell{pool: 0}
