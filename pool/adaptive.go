@@ -37,17 +37,21 @@ import (
 //     minRound. Slow start: from 1, the limit doubles while the ratio is
 //     clearly at most IncreaseAt and partitions wait for a slot, until it is
 //     clearly over.
-//   - Then, for a worker alone in its group (SetAlone), the elasticity
+//   - Then, for a worker alone in its group (SetShare 1), the elasticity
 //     rule of decideAlone: the limit climbs by a quarter while throughput
 //     still grows with it, measured as the latency's elasticity to the
 //     limit. A database's throughput against its writers is usually
 //     soft-kneed (Gunther's Universal Scalability Law), and a latency
 //     target stops short of its peak.
-//   - For workers that share the database with others of their group, a
-//     gradient on the latency ratio, which every one of them sees alike (an
-//     elasticity each measures against its own limit would let the worker
-//     with the highest limit climb while the others give way), as
-//     Gradient2Limit: when the ratio is clearly under
+//   - For workers that share the database with others of their group and
+//     see the group's transactions in flight (Observe's fleet, counted in
+//     pg_stat_activity), the same elasticity against that concurrency, which
+//     every one of them sees alike (decideFleet); each takes its share of
+//     it (SetShare), so that workers whose limits drifted apart meet again.
+//   - Without that count, a gradient on the latency ratio, which every
+//     worker sees alike too (an elasticity each measures against its own
+//     limit would let the worker with the highest limit climb while the
+//     others give way), as Gradient2Limit: when the ratio is clearly under
 //     Target and partitions wait (a limit nobody waits for is not what holds
 //     throughput back), or clearly over Target, the limit moves Step of the
 //     way to limit × Target / ratio. The limit in use is that estimate,
@@ -88,12 +92,13 @@ type Adaptive struct {
 	round      round
 	changed    time.Time                   // when the limit last changed: older transactions ran under another
 	levels     map[int]map[int]*logLatency // by batch-size bucket, then by limit
+	fleets     map[int]map[int]*logLatency // by batch-size bucket, then by the group's transactions in flight (SetShare)
 	lastProbe  time.Time
 	probing    bool
 	beforeProb int               // the limit to go back to after a probe round
 	tooHigh    map[int]time.Time // limits a decrease left, and until when not to go back to them
 	noise      float64           // variance of a log latency about its limit's mean, pooled over the limits
-	alone      bool              // the only worker of its group: see SetAlone
+	share      float64           // the worker's share of its group's partitions, 0 unknown: see SetShare
 }
 
 // The tuning of Adaptive. Target is the latency ratio the limits of
@@ -121,9 +126,9 @@ const (
 	noiseWindow      = 256             // transactions the pooled variance covers
 	hysteresis       = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
 	worth            = 0.1             // the throughput a limit must clearly add over a lower one to keep it against the latency ratio
-	ElasticityLow    = 0.5             // alone: the limit rises while the latency's elasticity to it is clearly under this
-	ElasticityHigh   = 0.9             // alone: and falls when it is clearly over this
-	RatioMax         = 3.0             // alone: nor above a latency ratio of this (another load on the database)
+	ElasticityLow    = 0.5             // elasticity rules: the limit rises while the latency's elasticity to the concurrency is clearly under this
+	ElasticityHigh   = 0.9             // and falls when it is clearly over this
+	RatioMax         = 3.0             // nor above a latency ratio of this (another load on the database)
 )
 
 // Reasons an Adaptive limit changes, or not, after a round.
@@ -147,6 +152,24 @@ type logLatency struct {
 	n, long       float64 // transactions counted, at most Window and BaseTransactions
 	mean, longAvg float64
 	at            time.Time
+	// The group's transactions in flight as the database saw them
+	// (SetShare), over the same transactions: the mean over the short
+	// and the long window; fn counts the transactions that had a sample.
+	fn, fleet, fleetLong float64
+}
+
+// addFleet counts a sample of the group's transactions in flight, taken in
+// the transaction add just counted.
+func (l *logLatency) addFleet(x float64, restart bool) {
+	if l.fn == 0 || restart {
+		l.fleet = x
+	}
+	if l.fn == 0 {
+		l.fleetLong = x
+	}
+	l.fn = min(l.fn+1, BaseTransactions)
+	l.fleet += (x - l.fleet) / min(l.fn, Window)
+	l.fleetLong += (x - l.fleetLong) / l.fn
 }
 
 // add counts x and returns its deviation from the mean before it. With
@@ -184,7 +207,7 @@ type round struct {
 // partitions.
 func NewAdaptive(cap int) *Adaptive {
 	return &Adaptive{limit: 1, estimate: 1, cap: max(1, cap), slowStart: true, reason: ReasonStart, ratio: 1,
-		levels: map[int]map[int]*logLatency{}, tooHigh: map[int]time.Time{}, noise: priorNoise * priorNoise}
+		levels: map[int]map[int]*logLatency{}, fleets: map[int]map[int]*logLatency{}, tooHigh: map[int]time.Time{}, noise: priorNoise * priorNoise}
 }
 
 // Limit is the current limit.
@@ -209,6 +232,7 @@ func (a *Adaptive) SetCap(n int) {
 		// the other writing) compare with bases of the same moment: kept, the
 		// first would be held at 1 by a ratio the second never sees.
 		clear(a.levels)
+		clear(a.fleets)
 	}
 	a.cap = max(1, n)
 	if a.limit > a.cap {
@@ -220,23 +244,30 @@ func (a *Adaptive) SetCap(n int) {
 	}
 }
 
-// SetAlone says whether the worker is its group's only member (it is
-// assigned every partition of its topics). Alone, the limit climbs while
-// throughput grows with it (the elasticity rule of decideAlone); shared
-// with other workers of the group, it keeps the latency ratio near Target,
-// a signal every worker sees alike.
-func (a *Adaptive) SetAlone(alone bool) {
-	if alone != a.alone {
+// SetShare gives the worker's share of its group's partitions: its
+// assigned partitions over every partition of the topics it consumes; 0
+// when unknown. At 1 the worker is alone in its group, and the limit climbs
+// while throughput grows with it (decideAlone). Below 1, with Observe given
+// the group's transactions in flight, the same rule runs on the group's
+// concurrency and the worker takes its share of it (decideFleet); without
+// that count (or the share), the limits keep the latency ratio near
+// Target, a signal every worker sees alike.
+func (a *Adaptive) SetShare(share float64) {
+	if (share >= 1) != a.alone() {
 		a.estimate = float64(a.limit)
 	}
-	a.alone = alone
+	a.share = share
 }
+
+// alone: the worker holds every partition of its group's topics.
+func (a *Adaptive) alone() bool { return a.share >= 1 }
 
 // Observe records a committed batch transaction of records records that
 // took took (from holding a connection to the commit) and finished at now;
-// waiting is the number of partitions waiting for a slot then. It reports
-// whether the limit changed.
-func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiting int) bool {
+// waiting is the number of partitions waiting for a slot then, fleet the
+// transactions of the worker's group open in the database as it began
+// (itself included; 0 unknown). It reports whether the limit changed.
+func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiting, fleet int) bool {
 	if records <= 0 || took <= 0 {
 		return false
 	}
@@ -245,8 +276,23 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	}
 	b := bits.Len(uint(records))
 	a.sinceChange++
-	if dev, ok := a.level(b, a.limit).add(now, math.Log(took.Seconds()), a.sinceChange == 1); ok {
+	l := a.level(b, a.limit)
+	if dev, ok := l.add(now, math.Log(took.Seconds()), a.sinceChange == 1); ok {
 		a.noise += (dev*dev - a.noise) / noiseWindow
+	}
+	if fleet > 0 {
+		l.addFleet(float64(fleet), a.sinceChange == 1)
+		byFleet := a.fleets[b]
+		if byFleet == nil {
+			byFleet = map[int]*logLatency{}
+			a.fleets[b] = byFleet
+		}
+		bin := int(math.Round(4 * math.Log2(float64(fleet)))) // a fifth apart
+		if byFleet[bin] == nil {
+			byFleet[bin] = &logLatency{}
+		}
+		byFleet[bin].add(now, math.Log(took.Seconds()), false)
+		byFleet[bin].addFleet(float64(fleet), false)
 	}
 	r := &a.round
 	if r.n == 0 {
@@ -383,9 +429,16 @@ func (a *Adaptive) decide(now time.Time, d, se float64, baseLimit int, waited bo
 			return
 		}
 	}
-	if a.alone {
+	if a.alone() {
 		a.decideAlone(now, d, se, baseLimit, waited)
 		return
+	}
+	if a.share > 0 { // and below 1
+		cur := a.levels[a.round.bucket][a.limit]
+		if base, baseSE, baseFleet, ok := a.fleetBase(now, a.round.bucket); ok && cur.fn >= minSamples {
+			a.decideFleet(now, cur.mean-base, math.Hypot(a.se(cur.n), baseSE), cur.fleet, baseFleet, waited)
+			return
+		}
 	}
 	switch {
 	case clearlyOver(Target):
@@ -454,8 +507,9 @@ func (a *Adaptive) worthIt(now time.Time, down int) bool {
 // Steps are a quarter of the limit (at least 1).
 //
 // Only alone: workers sharing a database see the same latency but not the
-// same elasticity (each measures it against its own limit), and a worker
-// with a higher limit would keep climbing while the others give way.
+// same elasticity against their own limits, and a worker with a higher
+// limit would keep climbing while the others give way; they measure it
+// against the group's concurrency instead (decideFleet).
 func (a *Adaptive) decideAlone(now time.Time, d, se float64, baseLimit int, waited bool) {
 	span := math.Log(2) // at or below the base limit: another load slowed the database since
 	if a.limit > baseLimit && baseLimit > 0 {
@@ -488,4 +542,80 @@ func (a *Adaptive) decideAlone(now time.Time, d, se float64, baseLimit int, wait
 		a.limit, a.reason = up, ReasonIncrease
 	}
 	a.estimate = float64(a.limit)
+}
+
+// decideFleet moves the limit of a worker sharing the database with others
+// of its group, from the latency's elasticity to the group's concurrency:
+// as decideAlone, with the group's transactions in flight, which every
+// worker sees alike, in place of its own limit. fleet is what the current
+// limit has seen lately, baseFleet what the base limit saw. Up or down, the
+// worker moves to its share of the group's concurrency stepped a quarter
+// (at least one connection), so workers that started apart meet.
+func (a *Adaptive) decideFleet(now time.Time, d, se float64, fleet, baseFleet float64, waited bool) {
+	span := math.Log(2)
+	if fleet > 1.05*baseFleet {
+		span = math.Log(fleet / baseFleet)
+	}
+	e, eSE := d/span, se/span
+	a.ratio = math.Exp(d)
+	clearlyOver := d-0.5*se > math.Log(RatioMax)
+	unmeasured := !waited && a.limit >= a.cap && fleet > 2*baseFleet
+	switch {
+	case e-0.5*eSE > ElasticityHigh || clearlyOver || unmeasured && d-0.5*se > math.Log(Target):
+		// The last: at its cap with nobody waiting, there are no probe
+		// rounds, and between the base and the group's concurrency the
+		// latency was not measured: the knee may be anywhere in between.
+		a.tooHigh[a.limit] = now.Add(Cooldown * time.Duration(min(4, a.limit)) / time.Duration(a.limit))
+		a.limit, a.reason = max(1, min(a.limit-1, int(math.Round(a.share*fleet*0.75)))), ReasonDecrease
+	case e+0.5*eSE >= ElasticityLow || d+0.5*se >= math.Log(RatioMax):
+		// Its share of the group's concurrency, one connection at a time:
+		// workers whose limits drifted apart meet again.
+		switch fair := a.share * fleet; {
+		case float64(a.limit)+0.5 < fair && waited && a.limit < a.cap:
+			a.limit, a.reason = a.limit+1, ReasonIncrease
+		case float64(a.limit)-0.5 > fair && a.limit > 1:
+			a.limit, a.reason = a.limit-1, ReasonDecrease
+		default:
+			a.reason = ReasonHold
+		}
+	case !waited:
+		a.reason = ReasonIdle
+	case a.limit >= a.cap:
+		a.reason = ReasonCap
+	default:
+		up := min(a.cap, max(a.limit+1, int(math.Round(a.share*fleet*1.25))))
+		for l := a.limit + 1; l <= up; l++ {
+			if now.Before(a.tooHigh[l]) {
+				up = l - 1 // found too high lately
+			}
+		}
+		if up == a.limit {
+			a.reason = ReasonHold
+			return
+		}
+		a.limit, a.reason = up, ReasonIncrease
+	}
+	a.estimate = float64(a.limit)
+}
+
+// fleetBase is the base log latency in bucket b over the group's
+// concurrency (as compare's over the limits), its standard error, and the
+// highest concurrency at it.
+func (a *Adaptive) fleetBase(now time.Time, b int) (base, se, at float64, ok bool) {
+	base = math.Inf(1)
+	for n, l := range a.fleets[b] {
+		if now.Sub(l.at) > BaseWindow {
+			delete(a.fleets[b], n)
+			continue
+		}
+		if l.long >= minSamples && l.longAvg+a.se(l.long) < base {
+			base, se = l.longAvg+a.se(l.long), a.se(l.long)
+		}
+	}
+	for _, l := range a.fleets[b] {
+		if l.long >= minSamples && l.longAvg-a.se(l.long) <= base {
+			at = max(at, l.fleetLong)
+		}
+	}
+	return base, se, at, at > 0
 }

@@ -56,6 +56,7 @@ type simRun struct {
 	fixed      int // > 0: a fixed limit per worker instead of Adaptive
 	length     time.Duration
 	seed       uint64
+	noFleet    bool // the workers do not see the group's transactions in flight (pg_stat_activity hidden)
 }
 
 // simResult is what a simRun measured.
@@ -77,14 +78,15 @@ func (s simRun) run() simResult {
 		waiting []int // partitions, FIFO
 	}
 	type tx struct {
-		w, p int
-		end  time.Duration
-		took time.Duration
+		w, p  int
+		end   time.Duration
+		took  time.Duration
+		fleet int
 	}
 	ws := make([]*worker, s.workers)
 	for i := range ws {
 		ws[i] = &worker{a: NewAdaptive(s.partitions)}
-		ws[i].a.SetAlone(s.workers == 1)
+		ws[i].a.SetShare(1 / float64(s.workers))
 	}
 	limit := func(w *worker) int {
 		if s.fixed > 0 {
@@ -100,7 +102,7 @@ func (s simRun) run() simResult {
 	inFlight := func() int { return len(running) }
 	begin := func(w, p int) {
 		took := s.db.latency(rng, now, s.batch, inFlight()+1)
-		running = append(running, tx{w: w, p: p, end: now + took, took: took})
+		running = append(running, tx{w: w, p: p, end: now + took, took: took, fleet: inFlight() + 1})
 		ws[w].inUse++
 	}
 	admit := func(w int) {
@@ -138,8 +140,12 @@ func (s simRun) run() simResult {
 		res.records[int(now/time.Second)] += int64(s.batch)
 		w := ws[t.w]
 		w.inUse--
+		fleet := t.fleet
+		if s.noFleet {
+			fleet = 0
+		}
 		w.waiting = append(w.waiting, t.p) // backlogged: its next batch is ready at once
-		if s.fixed == 0 && w.a.Observe(start.Add(now), s.batch, t.took, len(w.waiting)-1) {
+		if s.fixed == 0 && w.a.Observe(start.Add(now), s.batch, t.took, len(w.waiting)-1, fleet) {
 			if now > 10*time.Second {
 				res.changes++
 			}
@@ -201,6 +207,7 @@ type simCase struct {
 	partitions int
 	length     time.Duration
 	from       int
+	noFleet    bool // auto without the group's transactions in flight
 }
 
 // against runs the case with the adaptive limit and with fixed limits
@@ -214,7 +221,7 @@ func (c simCase) against(t *testing.T) (ratio float64, bestAt int, vsDefault flo
 		var sum float64
 		var last simResult
 		for seed := range uint64(3) {
-			last = simRun{db: c.db, workers: c.workers, partitions: per, batch: 5000, length: c.length, seed: seed + 1, fixed: fixed}.run()
+			last = simRun{db: c.db, workers: c.workers, partitions: per, batch: 5000, length: c.length, seed: seed + 1, fixed: fixed, noFleet: c.noFleet}.run()
 			sum += last.rate(c.from, end)
 		}
 		return sum / 3, last
@@ -249,26 +256,48 @@ func (c simCase) against(t *testing.T) (ratio float64, bestAt int, vsDefault flo
 //   - a soft knee (the Universal Scalability Law, peaks at 3, 5, 22 and 44
 //     writers), over 15 s and 60 s from the start, slow start included.
 //
-// What it achieves, and what is asserted: every case within 20% of the best
-// fixed limit (the worst, 4 workers on a knee of 1 or 2, overshoot it
-// together: 0.83); the mean over each worker count's cases within 7%; and
-// over all cases within 5% (0.956 when this was written). Against the
-// default, 16: never below 0.85 of it, and more than 2% below it in at most
-// a fifth of the cases. When this was written: 19 of 117, at worst 0.87, all
-// where the database can use most of the default's connections (knees of
-// 32, soft knees peaking at 22 and 44), most of them 15 s drains that slow
-// start takes a share of, and two workers sharing a soft knee, whose common
-// latency target stops short of its peak. The fleet never
-// leaves [1, partitions] per worker, and one or two workers on a hard knee
-// settle near the best fixed limit's total within 20 s.
+// Each case runs twice: the workers seeing the group's transactions in
+// flight (pg_stat_activity, the elasticity to the group's concurrency),
+// and not (the latency target).
+//
+// What it achieves, and what is asserted, in both: every case within 20%
+// of the best fixed limit; the mean over each worker count's cases within
+// 7%; and over all cases within 5%. Against the default, 16: never below
+// 0.85 of it, and more than 2% below it in at most a fifth of the cases.
+// The fleet never leaves [1, partitions] per worker, and one or two workers
+// on a hard knee settle near the best fixed limit's total within 20 s.
+// Seeing the group's concurrency, 2 and 4 workers drain closer to the best
+// than without it. When this was written: the means for 1, 2 and 4 workers
+// 0.964, 0.972 and 0.968 with the group's concurrency (all 0.968, 18 cases
+// more than 2% below the default), 0.964, 0.961 and 0.943 without (0.956,
+// 19 below). The cases below the default are where the database can use
+// most of its connections (knees of 32, soft knees peaking at 22 and 44),
+// most of them 15 s drains that slow start takes a share of.
 func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
+	means := map[bool]map[int]float64{}
+	for _, noFleet := range []bool{false, true} {
+		name := "the group's concurrency"
+		if noFleet {
+			name = "the latency target"
+		}
+		t.Run(name, func(t *testing.T) { means[noFleet] = matchesTheBestFixedLimit(t, noFleet) })
+	}
+	for _, workers := range []int{2, 4} {
+		assert.Greater(t, means[false][workers], means[true][workers]+0.005,
+			"%d workers: seeing the group's concurrency drains closer to the best fixed limit", workers)
+	}
+}
+
+// matchesTheBestFixedLimit runs every case and returns the mean ratio to
+// the best fixed limit by the number of workers.
+func matchesTheBestFixedLimit(t *testing.T, noFleet bool) map[int]float64 {
 	var cases []simCase
 	for _, knee := range []float64{1, 2, 4, 8, 32} {
 		for _, workers := range []int{1, 2, 4} {
 			for _, partitions := range []int{4, 16, 64} {
 				cases = append(cases, simCase{name: fmt.Sprintf("knee %g, %d workers, %d partitions", knee, workers, partitions),
 					db:      simDB{knee: knee, perRecord: 10 * time.Microsecond, overhead: 0.08, noise: 0.4},
-					workers: workers, partitions: partitions, length: 60 * time.Second, from: 10})
+					workers: workers, partitions: partitions, length: 60 * time.Second, from: 10, noFleet: noFleet})
 			}
 		}
 	}
@@ -286,7 +315,7 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 				for _, length := range []time.Duration{15 * time.Second, 60 * time.Second} {
 					cases = append(cases, simCase{name: fmt.Sprintf("%s, %d workers, %d partitions, %v", usl.name, workers, partitions, length),
 						db:      simDB{alpha: usl.alpha, beta: usl.beta, perRecord: 10 * time.Microsecond, noise: 0.4},
-						workers: workers, partitions: partitions, length: length})
+						workers: workers, partitions: partitions, length: length, noFleet: noFleet})
 				}
 			}
 		}
@@ -311,8 +340,10 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 		})
 	}
 	var all float64
+	means := map[int]float64{}
 	for _, workers := range []int{1, 2, 4} {
 		mean := sums[workers] / float64(counts[workers])
+		means[workers] = mean
 		all += sums[workers]
 		t.Logf("%d workers: mean %.3f of the best fixed limit over %d cases", workers, mean, counts[workers])
 		assert.GreaterOrEqual(t, mean, 0.93, "%d workers: the mean over the cases", workers)
@@ -321,6 +352,7 @@ func TestAdaptiveMatchesTheBestFixedLimit(t *testing.T) {
 	t.Logf("all: mean %.3f of the best fixed limit over %d cases; more than 2%% below the default 16 in %d", all, len(cases), belowDefault)
 	assert.GreaterOrEqual(t, all, 0.95, "the mean over every case")
 	assert.LessOrEqual(t, belowDefault, len(cases)/5, "cases more than 2%% below the default 16")
+	return means
 }
 
 // TestAdaptiveLoadStep: another load on the database (as much as the
@@ -338,9 +370,15 @@ func TestAdaptiveLoadStep(t *testing.T) {
 				}}
 			r := simRun{db: db, workers: workers, partitions: 64 / workers, batch: 5000, length: 180 * time.Second, seed: 7}.run()
 			before, during, after := r.meanTotal(20, 60), r.meanTotal(70, 120), r.meanTotal(140, 180)
-			t.Logf("fleet's mean total limit: %.1f before, %.1f under the other load, %.1f after", before, during, after)
+			t.Logf("fleet's mean total limit: %.1f before, %.1f under the other load, %.1f after; records/s after over before %.3f",
+				before, during, after, r.rate(140, 180)/r.rate(20, 60))
 			assert.Less(t, during, 0.75*before, "the limit comes down under the other load")
-			assert.Greater(t, after, 0.85*before, "and goes back up when it ends")
+			// Four workers are still coming down from slow start's overshoot
+			// in the first minute (the fleet's limit from 18 to 8 by 60 s):
+			// after the load they hold near the knee, with the throughput
+			// of before.
+			assert.Greater(t, after, 1.5*during, "and goes back up when it ends")
+			assert.Greater(t, r.rate(140, 180), 0.95*r.rate(20, 60), "to the throughput of before")
 			// How long it takes to come down and to go back up.
 			down, up := -1, -1
 			for s := 60; s < 120 && down < 0; s++ {
@@ -374,7 +412,7 @@ func TestAdaptiveRules(t *testing.T) {
 		n := max(a.Limit(), minRoundSamples)
 		for range n {
 			at = at.Add(minRound / time.Duration(n-1))
-			a.Observe(at, 1000, took, waiting)
+			a.Observe(at, 1000, took, waiting, 0)
 		}
 	}
 	upTo := func(a *Adaptive, limit int) { // constant latency, partitions waiting
@@ -457,7 +495,9 @@ func TestAdaptiveRules(t *testing.T) {
 		}
 		settle := func(alone bool) (seen []int) {
 			a := NewAdaptive(64)
-			a.SetAlone(alone)
+			if alone {
+				a.SetShare(1)
+			}
 			for i := range 200 {
 				if run(a, usl(a.Limit()), 1); i >= 100 && a.Reason() != ReasonProbe {
 					seen = append(seen, a.Limit())

@@ -263,18 +263,20 @@ func (p *Pool) Slot(ctx context.Context) (*Slot, error) {
 }
 
 // Done gives the slot back after a transaction that committed records
-// records in took, from holding a connection to the commit: the adaptive
-// limit learns from it.
-func (s *Slot) Done(records int, took time.Duration) {
+// records in took, from holding a connection to the commit; fleet is the
+// transactions of the worker's group open in the database as it began,
+// itself included (0 unknown: see GroupTransactions). The adaptive limit
+// learns from it.
+func (s *Slot) Done(records int, took time.Duration, fleet int) {
 	if s != nil {
-		s.s.release(records, took)
+		s.s.release(records, took, fleet)
 	}
 }
 
 // Release gives the slot back after an attempt that did not commit.
 func (s *Slot) Release() {
 	if s != nil {
-		s.s.release(0, 0)
+		s.s.release(0, 0, 0)
 	}
 }
 
@@ -308,14 +310,16 @@ func (p *Pool) SetAssigned(ctx context.Context, assigned int) {
 	p.trim(ctx, p.idleLimit())
 }
 
-// SetAlone says, under POOL_MAX_CONNS=auto, whether the worker is its
-// group's only member (assigned every partition of the topics it
-// consumes): alone, the adaptive limit climbs while throughput grows with
-// it; shared, it holds the latency ratio every member sees near a target
-// (Adaptive.SetAlone). It does nothing with a fixed cap.
-func (p *Pool) SetAlone(alone bool) {
+// SetShare gives, under POOL_MAX_CONNS=auto, the worker's share of its
+// group's partitions (its assigned over every partition of the topics it
+// consumes; 1 alone, 0 unknown): alone, the adaptive limit climbs while
+// throughput grows with it; shared, it does the same against the group's
+// concurrency (Slot.Done's fleet) and takes its share of that, or without
+// that count holds the latency ratio every member sees near a target
+// (Adaptive.SetShare). It does nothing with a fixed cap.
+func (p *Pool) SetShare(share float64) {
 	if p.auto != nil {
-		p.auto.setAlone(alone)
+		p.auto.setShare(share)
 	}
 }
 

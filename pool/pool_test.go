@@ -397,7 +397,7 @@ func TestAutoLimit(t *testing.T) {
 				writing--
 				mu.Unlock()
 				assert.NoError(t, err)
-				slot.Done(1000, took)
+				slot.Done(1000, took, 0)
 			}
 		})
 	}

@@ -62,13 +62,14 @@ func (s *slots) acquire(ctx context.Context) error {
 }
 
 // release returns a slot; with records > 0 its transaction committed
-// records records in took, which Adaptive learns from.
-func (s *slots) release(records int, took time.Duration) {
+// records records in took, with fleet transactions of the group open as it
+// began (0 unknown), which Adaptive learns from.
+func (s *slots) release(records int, took time.Duration, fleet int) {
 	s.mu.Lock()
 	s.inUse--
 	rounds := s.a.Rounds()
 	if records > 0 {
-		s.a.Observe(time.Now(), records, took, len(s.waiting))
+		s.a.Observe(time.Now(), records, took, len(s.waiting), fleet)
 	}
 	decided := s.a.Rounds() > rounds
 	limit, reason, ratio := s.a.Limit(), s.a.Reason(), s.a.Ratio()
@@ -89,11 +90,11 @@ func (s *slots) setCap(n int) {
 	s.grantLocked()
 }
 
-// setAlone: see Adaptive.SetAlone.
-func (s *slots) setAlone(alone bool) {
+// setShare: see Adaptive.SetShare.
+func (s *slots) setShare(share float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.a.SetAlone(alone)
+	s.a.SetShare(share)
 }
 
 // noteLocked records the limit now and forgets those older than keepIdle.

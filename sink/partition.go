@@ -251,7 +251,7 @@ func (p *partition) flush(b *batch.Batch) bool {
 		p.w.metrics.TxSeconds.Observe(time.Since(start).Seconds())
 		p.putBack(ctx, conn, err)
 		if err == nil && res.Applied > 0 && res.DeadLettered == 0 { // a clean batch: its time is the database's
-			slot.Done(len(records), time.Since(held))
+			slot.Done(len(records), time.Since(held), res.GroupTransactions)
 		} else {
 			slot.Release()
 		}

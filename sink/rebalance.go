@@ -37,7 +37,7 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 	cl.ResumeFetchPartitions(added) // a pause from an earlier assignment must not carry over
 	w.committer.take(added)         // nor an offset known from it
 	n := w.countLocked()
-	single, auto := w.resizePool(ctx, cl, n)
+	share, auto := w.resizePool(ctx, cl, n)
 	w.metrics.Assigned.Set(float64(n))
 	w.metrics.Rebalances.WithLabelValues("assigned").Inc()
 	for _, p := range started {
@@ -45,21 +45,22 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, added map[string]
 	}
 	args := []any{"added", added, "assigned", n}
 	if auto {
-		args = append(args, "alone_in_group", single)
+		args = append(args, "alone_in_group", share >= 1, "group_share", share)
 	}
 	w.log.Info("partitions assigned", args...)
 }
 
 // resizePool tells the pool the worker's n assigned partitions and, under
-// POOL_MAX_CONNS=auto, whether they are every partition of its topics
-// (alone: one metadata lookup, which a fixed cap does not need).
-func (w *Worker) resizePool(ctx context.Context, cl *kgo.Client, n int) (single, auto bool) {
+// POOL_MAX_CONNS=auto, their share of every partition of its topics (1:
+// alone in its group; one metadata lookup, which a fixed cap does not
+// need).
+func (w *Worker) resizePool(ctx context.Context, cl *kgo.Client, n int) (share float64, auto bool) {
 	w.pool.SetAssigned(context.Background(), n)
 	if _, _, _, auto = w.pool.Adaptive(); auto {
-		single = alone(ctx, cl, n)
-		w.pool.SetAlone(single)
+		share = groupShare(ctx, cl, n)
+		w.pool.SetShare(share)
 	}
-	return single, auto
+	return share, auto
 }
 
 // revoked finishes the revoked partitions' batches (within revokeBudget),
@@ -156,30 +157,34 @@ func (w *Worker) drop(parts map[string][]int32, stop func(*partition)) {
 	w.metrics.Assigned.Set(float64(n))
 }
 
-// alone reports whether a worker assigned n partitions holds every
-// partition of the topics it consumes: no other member of its group writes
-// to the database (POOL_MAX_CONNS=auto adapts by another rule then). The
-// partition counts come from the client's cached metadata; without them,
-// not alone.
-func alone(ctx context.Context, cl *kgo.Client, n int) bool {
+// groupShare is the share of a worker assigned n partitions in every
+// partition of the topics it consumes: 1 when it holds them all (no other
+// member of its group writes to the database), 0 when unknown. The
+// partition counts come from the client's cached metadata. POOL_MAX_CONNS=
+// auto adapts alone by one rule, and shared takes this share of what the
+// group's concurrency should be (pool.Adaptive.SetShare).
+func groupShare(ctx context.Context, cl *kgo.Client, n int) float64 {
 	topics := cl.GetConsumeTopics()
 	if n == 0 || len(topics) == 0 {
-		return false
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	listed, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
-		return false
+		return 0
 	}
 	total := 0
 	for _, t := range listed {
 		if t.Err != nil {
-			return false
+			return 0
 		}
 		total += len(t.Partitions)
 	}
-	return n >= total
+	if total == 0 {
+		return 0
+	}
+	return min(1, float64(n)/float64(total))
 }
 
 // stopAll finishes every partition within budget (shutdown).

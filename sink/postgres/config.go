@@ -56,6 +56,11 @@ type Config struct {
 	// TxIdleTimeout is SINK_TX_IDLE_TIMEOUT, set for each batch
 	// transaction (see beginLocked); 0 leaves the server's setting.
 	TxIdleTimeout time.Duration
+	// CountGroup, when set (POOL_MAX_CONNS=auto), is the application_name
+	// prefix of the group's connections: each batch transaction counts the
+	// group's open transactions as it begins (Result.GroupTransactions),
+	// the adaptive limit's measure of the group's concurrency.
+	CountGroup string
 }
 
 // Table is topic's table.

@@ -42,16 +42,28 @@ func connOf(ctx context.Context, db Beginner) (*pgx.Conn, func(), error) {
 // transaction if it sits idle for longer: a worker gone silent mid-batch
 // must not hold the row lock for as long as the server takes to notice the
 // dead connection. SET LOCAL ends with the transaction, so a connection
-// pooler in transaction mode is not bothered.
-func (w *Writer) beginLocked(ctx context.Context, conn *pgx.Conn) (next int64, err error) {
+// pooler in transaction mode is not bothered. With a countGroup it also
+// counts the group's open transactions (countGroupSQL), in the same round
+// trip.
+func (w *Writer) beginLocked(ctx context.Context, conn *pgx.Conn) (next int64, group int, err error) {
 	var b pgx.Batch
 	b.Queue("BEGIN")
 	if w.idle > 0 {
 		b.Queue(idleSQL(w.idle))
 	}
+	if w.countGroup != "" {
+		b.Queue(countGroupSQL, w.countGroup).QueryRow(func(r pgx.Row) error { return r.Scan(&group) })
+	}
 	b.Queue(w.lockSQL, w.offsets.Group, w.topic, w.partition).QueryRow(func(r pgx.Row) error { return r.Scan(&next) })
-	return next, conn.SendBatch(ctx, &b).Close()
+	return next, group, conn.SendBatch(ctx, &b).Close()
 }
+
+// countGroupSQL counts the transactions open in the database on
+// connections whose application_name starts with $1: the group's batch
+// transactions in flight, the one asking included, as the database sees
+// them. Only sessions of the same role (or one granted pg_read_all_stats)
+// show their xact_start; a group's members normally share one.
+const countGroupSQL = `SELECT count(*)::int FROM pg_stat_activity WHERE starts_with(application_name, $1) AND xact_start IS NOT NULL`
 
 // idleSQL sets the transaction's idle_in_transaction_session_timeout.
 func idleSQL(idle time.Duration) string {

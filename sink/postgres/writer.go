@@ -31,6 +31,7 @@ type Result struct {
 	UnknownFields     int      // JSON fields no column takes (SINK_MAPPING=columns), ignored
 	ColumnsAdded      []string // columns added for new schema fields (SINK_SCHEMA_EVOLUTION=add-columns)
 	NextOffset        int64    // the partition's next_offset after the commit
+	GroupTransactions int      // with Config.CountGroup: the group's transactions open as this one began, itself included
 }
 
 // HaltError is returned under ERROR_POLICY=stop: the records before
@@ -97,6 +98,7 @@ type Writer struct {
 	lastOfKey map[string]int
 
 	idle                            time.Duration // SINK_TX_IDLE_TIMEOUT, 0: the server's setting
+	countGroup                      string        // Config.CountGroup
 	lockSQL, advanceSQL             string
 	upsertSQL, insertSQL, deleteSQL string
 	mergeSQL, truncateSQL, copySQL  string
@@ -117,6 +119,7 @@ func NewWriter(c Config, topic string, partition int32, cols *Columns) *Writer {
 		systemic:   c.SystemicRejects,
 		cols:       cols,
 		idle:       c.TxIdleTimeout,
+		countGroup: c.CountGroup,
 		lockSQL:    offsets.lockSQL(),
 		advanceSQL: offsets.advanceSQL(),
 		upsertSQL: `INSERT INTO ` + table + ` AS t (key, value, kafka_partition, kafka_offset, kafka_timestamp, updated_at)
@@ -177,7 +180,7 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	}
 	defer release()
 	defer rollback(ctx, conn) // a no-op after the commit
-	next, err := w.beginLocked(ctx, conn)
+	next, group, err := w.beginLocked(ctx, conn)
 	if err != nil {
 		return res, w.wrap("begin and lock offsets row", err)
 	}
@@ -190,7 +193,7 @@ func (w *Writer) Write(ctx context.Context, db Beginner, rows []decode.Row, reje
 	}
 	res.Applied = len(fresh) + len(freshBad)
 	res.AlreadyApplied = len(rows) + len(rejected) - res.Applied
-	res.NextOffset = next
+	res.NextOffset, res.GroupTransactions = next, group
 	if res.Applied == 0 {
 		return res, nil // nothing new: leave the row as it is
 	}

@@ -768,3 +768,43 @@ func TestWriterMissingTablesAreFatal(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterCountsTheGroupsTransactions: with CountGroup (POOL_MAX_CONNS=
+// auto), a batch counts the transactions open on the group's connections
+// as it begins, its own included: not a connection of the group that is
+// idle, nor an open transaction of another group whose name only starts
+// like it. Without CountGroup it counts nothing.
+func TestWriterCountsTheGroupsTransactions(t *testing.T) {
+	t.Parallel()
+	db := testPool(t)
+	f := newWriterFixture(t, db, decode.ModeUpsert, true)
+	prefix := "sinkworker/" + f.cfg.Group + "/"
+	connect := func(name string, inTx bool) *pgx.Conn {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(testenv.DatabaseURL(t))
+		require.NoError(t, err)
+		cfg.RuntimeParams["application_name"] = name
+		conn, err := pgx.ConnectConfig(t.Context(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		if inTx {
+			_, err := conn.Exec(t.Context(), "BEGIN; SELECT 1")
+			require.NoError(t, err)
+		}
+		return conn
+	}
+	connect(prefix+"other-member", true)
+	connect(prefix+"idle-member", false)
+	connect("sinkworker/"+f.cfg.Group+"x/member", true) // another group, the same start
+	own := connect(prefix+"this-member", false)
+
+	res, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), own, f.records(0, []*kgo.Record{val(0, "a")}), noDeadLetters(t))
+	require.NoError(t, err)
+	assert.Zero(t, res.GroupTransactions, "not counted without CountGroup")
+
+	f.cfg.CountGroup = prefix
+	res, err = newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), own, f.records(0, []*kgo.Record{val(1, "b")}), noDeadLetters(t))
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Applied)
+	assert.Equal(t, 2, res.GroupTransactions, "this batch's and the other member's")
+}
