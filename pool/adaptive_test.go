@@ -512,6 +512,34 @@ func TestAdaptiveRules(t *testing.T) {
 			assert.LessOrEqual(t, l, 3, "shared: at most 3, where the latency ratio reaches Target")
 		}
 	})
+	t.Run("shared, seeing the group's concurrency: workers that started apart meet, and climb while throughput grows", func(t *testing.T) {
+		// The soft knee above, of the two workers' transactions together;
+		// one worker already at 8, the other joining at 1.
+		usl := func(n int) time.Duration {
+			x := float64(n)
+			return time.Duration(float64(10*time.Millisecond) * (1 + 0.25*(x-1) + 0.03*x*(x-1)))
+		}
+		a, b := NewAdaptive(32), NewAdaptive(32)
+		upTo(a, 8)
+		require.Equal(t, 8, a.Limit())
+		a.SetShare(0.5)
+		b.SetShare(0.5)
+		var totals []int
+		for i := range 3000 { // a transaction of each, 5 ms apart
+			at = at.Add(5 * time.Millisecond)
+			n := a.Limit() + b.Limit()
+			a.Observe(at, 1000, usl(n), 1, n)
+			b.Observe(at, 1000, usl(n), 1, n)
+			if i >= 2000 && a.Reason() != ReasonProbe && b.Reason() != ReasonProbe {
+				assert.InDelta(t, a.Limit(), b.Limit(), 1, "their shares of the group's concurrency")
+				totals = append(totals, n)
+			}
+		}
+		require.NotEmpty(t, totals)
+		for _, n := range totals {
+			assert.True(t, n >= 3 && n <= 8, "together %d, want near 5, where throughput peaks (the latency target holds 2)", n)
+		}
+	})
 	t.Run("a change of the assignment forgets the latencies measured before it", func(t *testing.T) {
 		// Alone on a quiet database, up to 4 at 10 ms; then another worker
 		// joins (the assignment halves) and every transaction takes 25 ms.

@@ -202,7 +202,7 @@ func (m *Metrics) WatchPool(p PoolStats) {
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sinkworker_pool_latency_ratio",
-			Help: "POOL_MAX_CONNS=auto: the last round's batch transaction latency over the lowest seen lately; workers sharing a database settle near 1.5, one alone in its group climbs while throughput grows (up to 3).",
+			Help: "POOL_MAX_CONNS=auto: the last round's batch transaction latency over the lowest seen lately; the limit climbs while throughput still grows with the concurrency (the worker's own alone in its group, its group's counted in pg_stat_activity when shared; without that count near 1.5), up to 3.",
 		}, func() float64 { _, ratio, _, _ := p.Adaptive(); return ratio }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sinkworker_pool_waiting_partitions",
