@@ -120,6 +120,7 @@ const (
 	Step             = 0.7             // how far towards limit × Target / ratio a decision moves the estimate
 	minRoundSamples  = 3
 	minRound         = 50 * time.Millisecond
+	epoch            = 250 * time.Millisecond
 	maxRound         = 2 * time.Second // a round ends after this with any sample
 	minSamples       = 8               // transactions a limit needs before its mean counts
 	priorNoise       = 0.3             // the standard deviation of log latency assumed before any is measured
@@ -305,6 +306,10 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	elapsed := now.Sub(r.started)
 	if !(r.n >= max(a.limit, minRoundSamples) && elapsed >= minRound) && !(elapsed >= maxRound) {
 		return false
+	}
+	if a.share > 0 && a.share < 1 && fleet > 0 && !a.slowStart && elapsed < maxRound &&
+		now.Truncate(epoch).Equal(r.started.Truncate(epoch)) {
+		return false // shared: rounds end on the wall clock's epochs, every member's at once
 	}
 	before := a.limit
 	a.rounds++
@@ -545,12 +550,32 @@ func (a *Adaptive) decideAlone(now time.Time, d, se float64, baseLimit int, wait
 }
 
 // decideFleet moves the limit of a worker sharing the database with others
-// of its group, from the latency's elasticity to the group's concurrency:
-// as decideAlone, with the group's transactions in flight, which every
-// worker sees alike, in place of its own limit. fleet is what the current
-// limit has seen lately, baseFleet what the base limit saw. Up or down, the
-// worker moves to its share of the group's concurrency stepped a quarter
-// (at least one connection), so workers that started apart meet.
+// of its group, after a round whose log latency ratio is d, with standard
+// error se, over the base latency of the group's concurrency (fleetBase);
+// fleet is the group's transactions in flight the current limit has seen
+// lately, baseFleet the highest concurrency at the base latency.
+//
+// The rule is decideAlone's, the elasticity e = log(ratio) / log(fleet /
+// baseFleet), with the group's concurrency, which every member sees
+// alike, in place of the worker's own limit. The steps take the worker's
+// share of the group's partitions (SetShare) into account, so that workers
+// whose limits drifted apart meet again:
+//
+//   - a connection or more below its share of the group's concurrency,
+//     with partitions waiting, the limit rises by one whatever the
+//     elasticity, which each worker estimates from its own transactions
+//     and may estimate apart from the others (and a worker that kept more
+//     connections than its share would keep them); half a connection
+//     below, while the elasticity holds;
+//   - up, to a quarter above its share (at least one more);
+//   - down, to a quarter below its share, but at most by half (at least
+//     one less): the worker with more connections gives up more, as TCP's
+//     multiplicative decrease makes flows meet.
+//
+// A worker above its share does not step down towards it while the
+// elasticity holds: it cannot tell the others are held back from their
+// having nothing to write (a skewed topic), and in the second case it
+// writes for the group.
 func (a *Adaptive) decideFleet(now time.Time, d, se float64, fleet, baseFleet float64, waited bool) {
 	span := math.Log(2)
 	if fleet > 1.05*baseFleet {
@@ -561,21 +586,18 @@ func (a *Adaptive) decideFleet(now time.Time, d, se float64, fleet, baseFleet fl
 	clearlyOver := d-0.5*se > math.Log(RatioMax)
 	unmeasured := !waited && a.limit >= a.cap && fleet > 2*baseFleet
 	switch {
+	case waited && a.limit < a.cap && float64(a.limit)+1 <= a.share*fleet && !clearlyOver:
+		a.limit, a.reason = a.limit+1, ReasonIncrease
 	case e-0.5*eSE > ElasticityHigh || clearlyOver || unmeasured && d-0.5*se > math.Log(Target):
 		// The last: at its cap with nobody waiting, there are no probe
 		// rounds, and between the base and the group's concurrency the
 		// latency was not measured: the knee may be anywhere in between.
 		a.tooHigh[a.limit] = now.Add(Cooldown * time.Duration(min(4, a.limit)) / time.Duration(a.limit))
-		a.limit, a.reason = max(1, min(a.limit-1, int(math.Round(a.share*fleet*0.75)))), ReasonDecrease
+		a.limit, a.reason = max(1, min(a.limit-1, max(int(math.Round(a.share*fleet*0.75)), a.limit/2))), ReasonDecrease
 	case e+0.5*eSE >= ElasticityLow || d+0.5*se >= math.Log(RatioMax):
-		// Its share of the group's concurrency, one connection at a time:
-		// workers whose limits drifted apart meet again.
-		switch fair := a.share * fleet; {
-		case float64(a.limit)+0.5 < fair && waited && a.limit < a.cap:
-			a.limit, a.reason = a.limit+1, ReasonIncrease
-		case float64(a.limit)-0.5 > fair && a.limit > 1:
-			a.limit, a.reason = a.limit-1, ReasonDecrease
-		default:
+		if waited && a.limit < a.cap && float64(a.limit)+0.5 <= a.share*fleet {
+			a.limit, a.reason = a.limit+1, ReasonIncrease // half a connection below its share
+		} else {
 			a.reason = ReasonHold
 		}
 	case !waited:
