@@ -37,8 +37,25 @@ func (w *Worker) openDB(ctx context.Context) error {
 	if err := checkSession(ctx, p); err != nil {
 		return err
 	}
+	if _, _, _, auto := p.Adaptive(); auto {
+		if _, err := postgres.CountGroup(ctx, p, w.cfg.groupPrefix()); err != nil {
+			w.log.Warn("POOL_MAX_CONNS=auto: the group's transactions cannot be counted in pg_stat_activity; "+
+				"sharing the database with other members, the limit holds a latency target instead", "err", postgres.Loggable(err))
+		} else {
+			w.countGroup = w.cfg.groupPrefix()
+		}
+	}
 	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
 	return nil
+}
+
+// writerConfig is the database side's configuration of topic's writers:
+// under POOL_MAX_CONNS=auto each batch counts the group's transactions
+// (postgres.Config.CountGroup), where the database can.
+func (w *Worker) writerConfig(topic string) postgres.Config {
+	c := w.cfg.forTopics(topic).Postgres()
+	c.CountGroup = w.countGroup
+	return c
 }
 
 // checkSession refuses a database session the batch transaction cannot

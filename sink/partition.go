@@ -56,7 +56,7 @@ func newPartition(w *Worker, topic string, id int32) *partition {
 		label:  strconv.Itoa(int(id)),
 		w:      w,
 		dec:    w.cfg.Decode(w.registry, primaryKey(w.columns[topic])),
-		wr:     postgres.NewWriter(w.cfg.forTopics(topic).Postgres(), topic, id, w.columns[topic]),
+		wr:     postgres.NewWriter(w.writerConfig(topic), topic, id, w.columns[topic]),
 		offs:   w.cfg.Postgres().Offsets(),
 		log:    w.log.With("topic", topic, "partition", id),
 		pos:    newPosition(),

@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sinkworker/sinkworker/pool"
 	"github.com/sinkworker/sinkworker/sink/decode"
 	"github.com/sinkworker/sinkworker/sink/postgres"
 )
@@ -56,19 +55,13 @@ func (c Config) Postgres() postgres.Config {
 		Evolve:            c.SchemaEvolution == EvolutionAddColumns,
 		ValueKey:          c.PrimaryKey,
 		TextValues:        c.ValueFormat == string(decode.FormatString),
-		CountGroup:        c.countGroup(),
 	}
 }
 
-// countGroup is, under POOL_MAX_CONNS=auto, the prefix of the
-// application_name of every member's connections (ApplicationName):
-// sinkworker/<group>/, cut as the names are.
-func (c Config) countGroup() string {
-	if c.Pool.MaxConns != pool.Auto {
-		return ""
-	}
-	return ApplicationName(c.Group, "")
-}
+// groupPrefix is the prefix of the application_name of every member's
+// connections (ApplicationName): sinkworker/<group>/, cut as the names
+// are.
+func (c Config) groupPrefix() string { return ApplicationName(c.Group, "") }
 
 // Decode is the decode stage's configuration for a topic whose table has
 // the primary key primaryKey returns (SINK_MAPPING=columns; nil in jsonb

@@ -70,10 +70,14 @@ type Worker struct {
 
 	committer *committer
 	columns   map[string]*postgres.Columns // by topic, SINK_MAPPING=columns only
-	prepared  map[string]bool              // topics whose table and dead-letter topic are ready (prepareTopics)
-	tables    map[string]string            // the topic of each prepared table, by its quoted name
-	registry  *decode.Registry             // nil unless a format reads schemas from a registry
-	http      *observe.Server              // nil when HTTPAddr is empty
+	// countGroup is postgres.Config.CountGroup: the members' application
+	// name prefix under POOL_MAX_CONNS=auto, where the database can count
+	// their transactions (openDB); empty otherwise.
+	countGroup string
+	prepared   map[string]bool   // topics whose table and dead-letter topic are ready (prepareTopics)
+	tables     map[string]string // the topic of each prepared table, by its quoted name
+	registry   *decode.Registry  // nil unless a format reads schemas from a registry
+	http       *observe.Server   // nil when HTTPAddr is empty
 
 	mu    sync.Mutex // guards parts; callbacks and the poll loop never run at once, but be safe
 	parts map[string]map[int32]*partition

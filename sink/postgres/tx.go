@@ -63,7 +63,19 @@ func (w *Writer) beginLocked(ctx context.Context, conn *pgx.Conn) (next int64, g
 // transactions in flight, the one asking included, as the database sees
 // them. Only sessions of the same role (or one granted pg_read_all_stats)
 // show their xact_start; a group's members normally share one.
-const countGroupSQL = `SELECT count(*)::int FROM pg_stat_activity WHERE starts_with(application_name, $1) AND xact_start IS NOT NULL`
+const countGroupSQL = `SELECT count(*)::int FROM pg_stat_activity WHERE left(application_name, length($1::text)) = $1::text AND xact_start IS NOT NULL`
+
+// CountGroup runs countGroupSQL once for prefix, outside a batch: a
+// database that cannot answer it (a PostgreSQL-compatible one without
+// pg_stat_activity's columns) must not fail every batch, and the caller
+// leaves Config.CountGroup empty instead.
+func CountGroup(ctx context.Context, q Querier, prefix string) (int, error) {
+	rows, err := q.Query(ctx, countGroupSQL, prefix)
+	if err != nil {
+		return 0, err
+	}
+	return pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+}
 
 // idleSQL sets the transaction's idle_in_transaction_session_timeout.
 func idleSQL(idle time.Duration) string {

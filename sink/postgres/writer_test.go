@@ -798,6 +798,10 @@ func TestWriterCountsTheGroupsTransactions(t *testing.T) {
 	connect("sinkworker/"+f.cfg.Group+"x/member", true) // another group, the same start
 	own := connect(prefix+"this-member", false)
 
+	n, err := CountGroup(t.Context(), db, prefix) // the start-up check, from a connection of no group
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "the other member's open transaction")
+
 	res, err := newWriter(f.cfg, f.topic, 0, nil).Write(t.Context(), own, f.records(0, []*kgo.Record{val(0, "a")}), noDeadLetters(t))
 	require.NoError(t, err)
 	assert.Zero(t, res.GroupTransactions, "not counted without CountGroup")
