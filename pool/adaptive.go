@@ -534,19 +534,24 @@ func (a *Adaptive) decideAlone(now time.Time, d, se float64, baseLimit int, wait
 	case a.limit >= a.cap:
 		a.reason = ReasonCap
 	default:
-		up := min(a.cap, a.limit+step)
-		for l := a.limit + 1; l <= up; l++ {
-			if now.Before(a.tooHigh[l]) {
-				up = l - 1 // found too high lately
-			}
-		}
-		if up == a.limit {
-			a.reason = ReasonHold
-			return
-		}
-		a.limit, a.reason = up, ReasonIncrease
+		a.raise(now, min(a.cap, a.limit+step))
 	}
 	a.estimate = float64(a.limit)
+}
+
+// raise moves the limit up to up, short of a limit a decrease left within
+// its cooldown; with no room, it holds.
+func (a *Adaptive) raise(now time.Time, up int) {
+	for l := a.limit + 1; l <= up; l++ {
+		if now.Before(a.tooHigh[l]) {
+			up = l - 1 // found too high lately
+		}
+	}
+	if up <= a.limit {
+		a.reason = ReasonHold
+		return
+	}
+	a.limit, a.reason = up, ReasonIncrease
 }
 
 // decideFleet moves the limit of a worker sharing the database with others
@@ -605,17 +610,7 @@ func (a *Adaptive) decideFleet(now time.Time, d, se float64, fleet, baseFleet fl
 	case a.limit >= a.cap:
 		a.reason = ReasonCap
 	default:
-		up := min(a.cap, max(a.limit+1, int(math.Round(a.share*fleet*1.25))))
-		for l := a.limit + 1; l <= up; l++ {
-			if now.Before(a.tooHigh[l]) {
-				up = l - 1 // found too high lately
-			}
-		}
-		if up == a.limit {
-			a.reason = ReasonHold
-			return
-		}
-		a.limit, a.reason = up, ReasonIncrease
+		a.raise(now, min(a.cap, max(a.limit+1, int(math.Round(a.share*fleet*1.25)))))
 	}
 	a.estimate = float64(a.limit)
 }
