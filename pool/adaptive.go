@@ -34,7 +34,9 @@ import (
 //     needs the ratio half a standard error past its threshold, else the
 //     limit holds.
 //   - Decisions come in rounds of at least max(limit, 3) transactions and
-//     minRound. Slow start: from 1, the limit doubles while the ratio is
+//     minRound; a worker counting its group's transactions (decideFleet)
+//     ends its rounds on the wall clock's epochs, when the other members
+//     end theirs. Slow start: from 1, the limit doubles while the ratio is
 //     clearly at most IncreaseAt and partitions wait for a slot, until it is
 //     clearly over.
 //   - Then, for a worker alone in its group (SetShare 1), the elasticity
@@ -120,16 +122,16 @@ const (
 	Step             = 0.7             // how far towards limit × Target / ratio a decision moves the estimate
 	minRoundSamples  = 3
 	minRound         = 50 * time.Millisecond
-	epoch            = 250 * time.Millisecond
-	maxRound         = 2 * time.Second // a round ends after this with any sample
-	minSamples       = 8               // transactions a limit needs before its mean counts
-	priorNoise       = 0.3             // the standard deviation of log latency assumed before any is measured
-	noiseWindow      = 256             // transactions the pooled variance covers
-	hysteresis       = 0.6             // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
-	worth            = 0.1             // the throughput a limit must clearly add over a lower one to keep it against the latency ratio
-	ElasticityLow    = 0.5             // elasticity rules: the limit rises while the latency's elasticity to the concurrency is clearly under this
-	ElasticityHigh   = 0.9             // and falls when it is clearly over this
-	RatioMax         = 3.0             // nor above a latency ratio of this (another load on the database)
+	epoch            = 250 * time.Millisecond // shared rounds end on these ticks of the wall clock
+	maxRound         = 2 * time.Second        // a round ends after this with any sample
+	minSamples       = 8                      // transactions a limit needs before its mean counts
+	priorNoise       = 0.3                    // the standard deviation of log latency assumed before any is measured
+	noiseWindow      = 256                    // transactions the pooled variance covers
+	hysteresis       = 0.6                    // how far below the limit in use the estimate must fall to lower it (raising it takes 1)
+	worth            = 0.1                    // the throughput a limit must clearly add over a lower one to keep it against the latency ratio
+	ElasticityLow    = 0.5                    // elasticity rules: the limit rises while the latency's elasticity to the concurrency is clearly under this
+	ElasticityHigh   = 0.9                    // and falls when it is clearly over this
+	RatioMax         = 3.0                    // nor above a latency ratio of this (another load on the database)
 )
 
 // Reasons an Adaptive limit changes, or not, after a round.
