@@ -265,7 +265,7 @@ func (p *Pool) Slot(ctx context.Context) (*Slot, error) {
 // Done gives the slot back after a transaction that committed records
 // records in took, from holding a connection to the commit; fleet is the
 // transactions of the worker's group open in the database as it began,
-// itself included (0 unknown: see GroupTransactions). The adaptive limit
+// itself included (0 unknown). The adaptive limit
 // learns from it.
 func (s *Slot) Done(records int, took time.Duration, fleet int) {
 	if s != nil {
