@@ -279,23 +279,15 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	}
 	b := bits.Len(uint(records))
 	a.sinceChange++
-	l := a.level(b, a.limit)
+	l := entry(a.levels, b, a.limit)
 	if dev, ok := l.add(now, math.Log(took.Seconds()), a.sinceChange == 1); ok {
 		a.noise += (dev*dev - a.noise) / noiseWindow
 	}
 	if fleet > 0 {
 		l.addFleet(float64(fleet), a.sinceChange == 1)
-		byFleet := a.fleets[b]
-		if byFleet == nil {
-			byFleet = map[int]*logLatency{}
-			a.fleets[b] = byFleet
-		}
-		bin := int(math.Round(4 * math.Log2(float64(fleet)))) // a fifth apart
-		if byFleet[bin] == nil {
-			byFleet[bin] = &logLatency{}
-		}
-		byFleet[bin].add(now, math.Log(took.Seconds()), false)
-		byFleet[bin].addFleet(float64(fleet), false)
+		bin := entry(a.fleets, b, int(math.Round(4*math.Log2(float64(fleet))))) // a fifth apart
+		bin.add(now, math.Log(took.Seconds()), false)
+		bin.addFleet(float64(fleet), false)
 	}
 	r := &a.round
 	if r.n == 0 {
@@ -324,16 +316,18 @@ func (a *Adaptive) Observe(now time.Time, records int, took time.Duration, waiti
 	return false
 }
 
-func (a *Adaptive) level(bucket, limit int) *logLatency {
-	byLimit := a.levels[bucket]
-	if byLimit == nil {
-		byLimit = map[int]*logLatency{}
-		a.levels[bucket] = byLimit
+// entry is m's means for bucket and key (a limit, or a bin of the group's
+// concurrency), made on first use.
+func entry(m map[int]map[int]*logLatency, bucket, key int) *logLatency {
+	byKey := m[bucket]
+	if byKey == nil {
+		byKey = map[int]*logLatency{}
+		m[bucket] = byKey
 	}
-	l := byLimit[limit]
+	l := byKey[key]
 	if l == nil {
 		l = &logLatency{}
-		byLimit[limit] = l
+		byKey[key] = l
 	}
 	return l
 }
