@@ -16,7 +16,7 @@
 // acquire through Pool.Acquire (the embedded *pgxpool.Pool), and Close it
 // last.
 //
-// With MaxConns Auto (POOL_MAX_CONNS=auto) a partition first takes a turn
+// With MaxConns Auto (POOL_MAX_CONNS=auto, the default) a partition first takes a turn
 // (Pool.Slot) under an adaptive limit within [1, assigned] that Adaptive
 // decides from each batch's database time (Slot.Done); idle connections
 // above the highest limit of the last keepIdle are closed.
@@ -40,10 +40,10 @@ import (
 // Config configures the pool.
 type Config struct {
 	// MaxConns caps the connections one worker opens, whatever its
-	// assignment. Default 16, at least 1; Auto ("auto") adapts the cap to
-	// what the database gives back, within [1, assigned partitions] (see
-	// Adaptive).
-	MaxConns Conns `env:"POOL_MAX_CONNS, default=16"`
+	// assignment: Auto ("auto", the default) adapts the cap to what the
+	// database gives back, within [1, assigned partitions] (see Adaptive);
+	// a number (at least 1) fixes it.
+	MaxConns Conns `env:"POOL_MAX_CONNS, default=auto"`
 	// OnLimit, if set, is called after each round of the automatic limit
 	// (see Adaptive), with the limit, the round's decision (a Reason
 	// constant) and its latency ratio. Not from the environment.

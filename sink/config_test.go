@@ -93,7 +93,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{variable: "BATCH_MAX_RECORDS", got: cfg.Batch.MaxRecords, want: 5000},
 		{variable: "BATCH_MAX_BYTES", got: cfg.Batch.MaxBytes, want: 4194304},
 		{variable: "BATCH_LINGER", got: cfg.Batch.Linger, want: 100 * time.Millisecond},
-		{variable: "POOL_MAX_CONNS", got: cfg.Pool.MaxConns, want: pool.Conns(16)},
+		{variable: "POOL_MAX_CONNS", got: cfg.Pool.MaxConns, want: pool.Auto},
 		{variable: "ERROR_POLICY", got: cfg.ErrorPolicy, want: "dlq"},
 		{variable: "DLQ_TOPIC", got: cfg.DLQTopic, want: ""},
 		{variable: "HTTP_ADDR", got: cfg.HTTPAddr, want: ":9090"},

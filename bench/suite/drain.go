@@ -23,7 +23,7 @@ type drainResult struct {
 func (b *bench) drain(ctx context.Context, l *dataset.Layout) (drainResult, error) {
 	var r drainResult
 	var err error
-	if r.pointResult, err = b.runPoint(ctx, point{l.Parts, 1, min(16, l.Parts), 5000}, b.d, l, 0); err != nil {
+	if r.pointResult, err = b.runPoint(ctx, point{l.Parts, 1, autoPool, 5000}, b.d, l, 0); err != nil {
 		return r, err
 	}
 	perPart, rows := ceiling.Batches(b.d, l, 5000, b.o.insert)

@@ -341,7 +341,7 @@ func producePeers(ctx context.Context, s *services, topic string, n, parts int) 
 // drain scenario does, and checks the table.
 func (b *bench) peersSink(ctx context.Context, topic string, res *peersResult) (pointResult, error) {
 	s := b.s
-	r := pointResult{point: point{res.parts, 1, min(16, res.parts), 5000}, records: res.records}
+	r := pointResult{point: point{res.parts, 1, autoPool, 5000}, records: res.records} // POOL_MAX_CONNS: the default
 	id, group, table := b.fresh()
 	defer b.forget(table, group)
 	if err := sinkdb.EnsureTable(ctx, s.db, topic, table, true); err != nil {
@@ -426,7 +426,7 @@ func (p *peersResult) markdown(w func(string, ...any)) {
 		"Produced with franz-go (one idempotent client, linger 5 ms, snappy, up to 5 requests in flight) at %.0f records/s. INSERT mode, one row per record; each run drains the same topic into a fresh table.",
 		p.records, p.parts, p.parts, p.parts, p.keyBytes, p.payloadBytes, p.valueBytes, rate(int64(p.records), p.produce))
 	w("")
-	w("- **sinkworker**: one worker, its defaults (POOL_MAX_CONNS 16, BATCH_MAX_RECORDS 5000, SINK_MAPPING=jsonb: the value as one jsonb column) and SINK_MODE=insert, SINK_KEY_FORMAT=SINK_VALUE_FORMAT=connect-json, into the insert table (primary key kafka_topic, kafka_partition, kafka_offset); records/s from process start until sink_offsets covers every record, after start-up from the first poll showing a commit.")
+	w("- **sinkworker**: one worker, its defaults (POOL_MAX_CONNS auto, BATCH_MAX_RECORDS 5000, SINK_MAPPING=jsonb: the value as one jsonb column) and SINK_MODE=insert, SINK_KEY_FORMAT=SINK_VALUE_FORMAT=connect-json, into the insert table (primary key kafka_topic, kafka_partition, kafka_offset); records/s from process start until sink_offsets covers every record, after start-up from the first poll showing a commit.")
 	w("- **Debezium**: Kafka Connect standalone (connect-runtime 4.3.1) + Debezium JDBC sink %s, JsonConverter with schemas.enable=true, insert.mode=insert, primary.key.mode=kafka, schema.evolution=none, into a table created up front with a typed column per value field and __connect_topic, __connect_partition, __connect_offset as primary key; JVM -Xmx1g. Shipped defaults, then tuned (tasks.max=%d, batch.size=5000, pool 1/2, consumer max.poll.records=5000). records/s from JVM start until the table holds every record (polled every 250 ms), after start-up from the first row.", debeziumVersion, p.parts)
 	w("- **limit**: the rows the sinkworker run writes (its key text, its decoded value as jsonb, the topic, partition, offset, a timestamp), built from memory and written by binary COPY (pgx CopyFrom) into a fresh table of the same insert shape after a CHECKPOINT: batches of %d consecutive records of one partition, one COPY (one transaction) each, with %s connections, connection i writing the partitions p with p %% connections == i. No Kafka, no decoding, no offsets table: what this PostgreSQL takes of these rows at best, whatever the sink. records/s from the first COPY to the last commit; the fastest connection count is the limit. "+
 		"Each connection builds a batch's rows from the record indexes into a buffer it reuses (10M rows held as Go values would take several GB), inside the timed loop: the CPU s column is this process's CPU in the run (building and COPY encoding), and the building alone is measured below.", peersLimitBatch, peersLimitConnsText(p.parts))

@@ -85,8 +85,8 @@ func (r *report) ceilingAt(P, c int) (float64, int) {
 	return best, at
 }
 
-// reference is the sinkworker point the ratios use: defaults (POOL 16,
-// BATCH 5000, one worker) at P partitions, i.e. POOL=min(16,P).
+// reference is the sinkworker point the ratios use: POOL 16 (the default before auto),
+// BATCH 5000, one worker at P partitions, i.e. POOL=min(16,P).
 func (r *report) reference(P int) (pointResult, bool) {
 	for _, p := range r.points {
 		if p.parts == P && p.workers == 1 && p.batch == 5000 && p.pool == min(16, P) {
@@ -147,7 +147,7 @@ func (r *report) markdown(base string) string {
 	if section("debezium", "4. Kafka Connect standalone + Debezium JDBC sink "+debeziumVersion) {
 		r.debeziumSection(w)
 	}
-	if section("memory", "5. Memory with default settings (16 partitions, POOL 16, BATCH 5000)") {
+	if section("memory", "5. Memory with default settings (16 partitions, POOL auto, BATCH 5000)") {
 		r.memorySection(w)
 	}
 	if section("drain", "6. Drain: one worker with its defaults against the ceiling, start-up left out") {
@@ -238,7 +238,7 @@ func (r *report) sweepSection(w func(string, ...any)) {
 }
 
 // writeAuto compares each POOL_MAX_CONNS=auto point with the best fixed
-// POOL_MAX_CONNS and the default (16) of the same partitions, workers and
+// POOL_MAX_CONNS and 16 (the default before auto) of the same partitions, workers and
 // batch size, measured in the same run. Over several rounds each setting's
 // figure is its median, and the per-round ratios are listed beside it.
 func (r *report) writeAuto(w func(string, ...any)) {
@@ -304,7 +304,7 @@ func (r *report) writeAuto(w func(string, ...any)) {
 		w("Each setting's records/s is its median over the %d rounds; the best fixed setting is the one with the highest median. Per round: auto over the fastest fixed setting of that round (the maximum of several noisy figures, so it leans low).", r.o.rounds)
 		w("")
 	}
-	w("| partitions | workers | batch | auto records/s | best fixed records/s (POOL_MAX_CONNS) | auto / best | auto / default 16 | auto / best, per round | auto peak conns |")
+	w("| partitions | workers | batch | auto records/s | best fixed records/s (POOL_MAX_CONNS) | auto / best | auto / 16 (the default before auto) | auto / best, per round | auto peak conns |")
 	w("|---|---|---|---|---|---|---|---|---|")
 	for _, row := range rows {
 		w("%s", row)
@@ -389,7 +389,7 @@ func (r *report) drainSection(w func(string, ...any)) {
 		return
 	}
 	n := int64(d.records)
-	w("The worker binary with its defaults (upsert unless -env SINK_MODE=insert; POOL_MAX_CONNS %d, BATCH_MAX_RECORDS 5000) drains the pre-produced %d-partition topic into a fresh table (time from start until sink_offsets covers every record; after start-up: from the first poll showing a commit), then the same rows go straight into PostgreSQL, %d connections (one per partition), batches of 5000 consecutive records of one partition de-duplicated as the writer does, after a CHECKPOINT: the write statement alone per batch (the ceiling), and the writer's whole transaction (lock the sink_offsets row, write, advance it). Every table is checked against what the records imply.", d.pool, d.parts, d.parts)
+	w("The worker binary with its defaults (upsert unless -env SINK_MODE=insert; POOL_MAX_CONNS %s, BATCH_MAX_RECORDS 5000) drains the pre-produced %d-partition topic into a fresh table (time from start until sink_offsets covers every record; after start-up: from the first poll showing a commit), then the same rows go straight into PostgreSQL, %d connections (one per partition), batches of 5000 consecutive records of one partition de-duplicated as the writer does, after a CHECKPOINT: the write statement alone per batch (the ceiling), and the writer's whole transaction (lock the sink_offsets row, write, advance it). Every table is checked against what the records imply.", poolSetting(d.pool), d.parts, d.parts)
 	w("")
 	w("| figure | time | records/s | sink / this |")
 	w("| --- | ---: | ---: | ---: |")
@@ -452,7 +452,7 @@ func (r *report) summary() []string {
 	if r.peers != nil {
 		out = append(out, r.peers.summary())
 	}
-	// sink / ceiling, for every partition count, the default settings.
+	// sink / ceiling, for every partition count, at POOL_MAX_CONNS 16.
 	for _, P := range r.o.partitions {
 		p, ok := r.reference(P)
 		if !ok {
@@ -505,7 +505,7 @@ func (r *report) summary() []string {
 	if p, ok := r.reference(P); ok {
 		conns = append(conns, fmt.Sprintf("sinkworker (POOL_MAX_CONNS=%d, 1 worker) measured %d; with k workers at most min(64, k x POOL_MAX_CONNS)", p.pool, p.peakConns))
 	} else {
-		conns = append(conns, "sinkworker: max(1, min(assigned partitions, POOL_MAX_CONNS)) per worker, so at most min(64, 16 x workers) with the default cap")
+		conns = append(conns, "sinkworker: max(1, min(assigned partitions, POOL_MAX_CONNS)) per worker, so at most 64 with the default (auto) and min(64, 16 x workers) with POOL_MAX_CONNS=16")
 	}
 	for _, n := range r.naive {
 		if n.parts == P {

@@ -34,7 +34,7 @@ func (r *report) csv() [][]string {
 	}
 	if d := r.drain; d != nil {
 		n := int64(d.records)
-		rows = append(rows, []string{"drain", i(d.parts), "1", i(d.pool), "5000", "", i(d.records), f(d.drain.Seconds()), f(d.rate()), i(d.peakConns),
+		rows = append(rows, []string{"drain", i(d.parts), "1", poolSetting(d.pool), "5000", "", i(d.records), f(d.drain.Seconds()), f(d.rate()), i(d.peakConns),
 			f(d.cpu.Seconds()), f(mib(d.maxRSS)), "", "", "", i(d.attempts), f(d.firstCommit.Seconds()), f(d.steadyRate())},
 			[]string{"drain-ceiling", i(d.parts), "", i(d.parts), "5000", "write statement, " + i(d.rows) + " rows", i(d.records), f(d.ceiling.Seconds()), f(rate(n, d.ceiling)), i(d.parts), "", "", "", "", "", i(d.attempts)},
 			[]string{"drain-ceiling-tx", i(d.parts), "", i(d.parts), "5000", "writer's transaction, " + i(d.rows) + " rows", i(d.records), f(d.writerTx.Seconds()), f(rate(n, d.writerTx)), i(d.parts), "", "", "", "", "", i(d.attempts)})
@@ -46,7 +46,7 @@ func (r *report) csv() [][]string {
 		rows = append(rows, r.limit.csv()...)
 	}
 	for _, m := range r.memory {
-		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), i(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
+		rows = append(rows, []string{"memory", i(m.parts), i(m.workers), poolSetting(m.pool), i(m.batch), "defaults", i(m.records), f(m.drain.Seconds()), f(m.rate()), i(m.peakConns), f(m.cpu.Seconds()), f(mib(m.maxRSS)), "", "", "", i(m.attempts)})
 	}
 	return rows
 }

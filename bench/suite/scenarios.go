@@ -23,7 +23,7 @@ func sweep(o options) []point {
 		seen[p] = true
 		pts = append(pts, p)
 	}
-	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P, autoPool} } // 16: the default POOL_MAX_CONNS
+	pools := func(P int) []int { return []int{1, 2, 4, 8, 16, P, autoPool} } // auto: the default POOL_MAX_CONNS; 16: the one before
 	if o.points != nil {
 		return o.points
 	}
@@ -194,7 +194,7 @@ func (b *bench) scenarios(ctx context.Context, layouts map[int]*dataset.Layout, 
 				if err != nil {
 					return err
 				}
-				res, err = b.runPoint(ctx, point{16, 1, 16, 5000}, d, l, 0)
+				res, err = b.runPoint(ctx, point{16, 1, autoPool, 5000}, d, l, 0)
 				res.records = n
 				return err
 			}, func(a int) { res.attempts = a })
