@@ -38,7 +38,7 @@ func (w *Worker) openDB(ctx context.Context) error {
 		return err
 	}
 	if _, _, _, auto := p.Adaptive(); auto {
-		if _, err := postgres.CountGroup(ctx, p, w.cfg.groupPrefix()); err != nil {
+		if err := postgres.CheckCountGroup(ctx, p, w.cfg.groupPrefix()); err != nil {
 			w.log.Warn("POOL_MAX_CONNS=auto: the group's transactions cannot be counted in pg_stat_activity; "+
 				"sharing the database with other members, the limit holds a latency target instead", "err", postgres.Loggable(err))
 		} else {

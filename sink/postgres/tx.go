@@ -65,16 +65,29 @@ func (w *Writer) beginLocked(ctx context.Context, conn *pgx.Conn) (next int64, g
 // show their xact_start; a group's members normally share one.
 const countGroupSQL = `SELECT count(*)::int FROM pg_stat_activity WHERE left(application_name, length($1::text)) = $1::text AND xact_start IS NOT NULL`
 
-// CountGroup runs countGroupSQL once for prefix, outside a batch: a
-// database that cannot answer it (a PostgreSQL-compatible one without
-// pg_stat_activity's columns) must not fail every batch, and the caller
-// leaves Config.CountGroup empty instead.
-func CountGroup(ctx context.Context, q Querier, prefix string) (int, error) {
-	rows, err := q.Query(ctx, countGroupSQL, prefix)
+// ErrGroupUnseen: the session asking is not among the group's in
+// pg_stat_activity, so the count would miss every member's transactions,
+// its own included.
+var ErrGroupUnseen = errors.New("this session does not see itself among the group's in pg_stat_activity " +
+	"(its application_name does not reach the server as set: a connection pooler in between?)")
+
+// CheckCountGroup asks countGroupSQL's question once for prefix, outside a
+// batch, about the asking session alone, whose application_name starts
+// with prefix: a database that cannot answer it (a PostgreSQL-compatible
+// one without pg_stat_activity's columns) must not fail every batch, and
+// one that does not show the session as the worker named it (a pooler that
+// drops application_name) would count nothing. On an error the caller
+// leaves Config.CountGroup empty.
+func CheckCountGroup(ctx context.Context, q Querier, prefix string) error {
+	rows, err := q.Query(ctx, countGroupSQL+" AND pid = pg_backend_pid()", prefix)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	if err == nil && n != 1 {
+		err = ErrGroupUnseen
+	}
+	return err
 }
 
 // idleSQL sets the transaction's idle_in_transaction_session_timeout.
