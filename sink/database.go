@@ -39,8 +39,7 @@ func (w *Worker) openDB(ctx context.Context) error {
 	}
 	if _, _, _, auto := p.Adaptive(); auto {
 		if err := postgres.CheckCountGroup(ctx, p, w.cfg.groupPrefix()); err != nil {
-			w.log.Warn("POOL_MAX_CONNS=auto: the group's transactions cannot be counted in pg_stat_activity; "+
-				"sharing the database with other members, the limit holds a latency target instead", "err", postgres.Loggable(err))
+			w.log.Warn(MsgGroupUncounted, "err", postgres.Loggable(err))
 		} else {
 			w.countGroup = w.cfg.groupPrefix()
 		}
@@ -48,6 +47,12 @@ func (w *Worker) openDB(ctx context.Context) error {
 	p.SetAssigned(ctx, 0) // hold no connection until partitions are assigned
 	return nil
 }
+
+// MsgGroupUncounted is the start-up warning of a worker under
+// POOL_MAX_CONNS=auto whose group's transactions cannot be counted
+// (postgres.CheckCountGroup's error in "err").
+const MsgGroupUncounted = "POOL_MAX_CONNS=auto: the group's transactions cannot be counted in pg_stat_activity; " +
+	"sharing the database with other members, the limit holds a latency target instead"
 
 // writerConfig is the database side's configuration of topic's writers:
 // under POOL_MAX_CONNS=auto each batch counts the group's transactions

@@ -85,8 +85,8 @@ func (r *report) ceilingAt(P, c int) (float64, int) {
 	return best, at
 }
 
-// reference is the sinkworker point the ratios use: POOL 16 (the default before auto),
-// BATCH 5000, one worker at P partitions, i.e. POOL=min(16,P).
+// reference is the sinkworker point the ratios use: POOL 16 (the default
+// before auto), BATCH 5000, one worker at P partitions, i.e. POOL=min(16,P).
 func (r *report) reference(P int) (pointResult, bool) {
 	for _, p := range r.points {
 		if p.parts == P && p.workers == 1 && p.batch == 5000 && p.pool == min(16, P) {
@@ -238,8 +238,8 @@ func (r *report) sweepSection(w func(string, ...any)) {
 }
 
 // writeAuto compares each POOL_MAX_CONNS=auto point with the best fixed
-// POOL_MAX_CONNS and 16 (the default before auto) of the same partitions, workers and
-// batch size, measured in the same run. Over several rounds each setting's
+// POOL_MAX_CONNS and 16 (the default before auto) of the same partitions,
+// workers and batch size, measured in the same run. Over several rounds each setting's
 // figure is its median, and the per-round ratios are listed beside it.
 func (r *report) writeAuto(w func(string, ...any)) {
 	type cell struct{ parts, workers, batch, pool int }
